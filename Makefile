@@ -1,0 +1,40 @@
+# Two commands from a fresh clone: `make mock-up` and `make test` (each creates .venv by itself).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+SEED   ?=
+TARGET ?= mock
+
+.PHONY: mock-up test contract lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+mock-up: $(STAMP)
+	$(VENV)/bin/tradefence-mock --host $(HOST) --port $(PORT) $(if $(SEED),--seed $(SEED))
+
+test: $(STAMP) node_modules/.installed
+	$(PY) -m pytest -q -p no:cacheprovider
+
+contract: $(STAMP)
+	$(PY) -m pytest contracts -q --target=$(TARGET)
+
+lint: $(STAMP) node_modules/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/openapi-spec-validator openapi.yaml
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_modules/.bin/redocly lint openapi.yaml
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,42 @@
+"""The app factory: one Flask app per Config, wired to its own services (no global state)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from mock_server.config import Config
+from mock_server.domain.ids import IdGenerator
+from mock_server.services import Services, build_services
+from mock_server.spec.document import SpecDocument
+from mock_server.spec.responses import ResponseChecker
+from mock_server.web import account, ai, auth, batch, control, market, orders
+from mock_server.web.errors import install_error_handlers
+from mock_server.web.request_log import install_request_log
+from mock_server.web.routing import Api
+
+BLUEPRINTS = (auth, orders, account, market, ai, batch, control)
+
+
+def create_app(config: Config | None = None, *, services: Services | None = None,
+               document: SpecDocument | None = None) -> Flask:
+    config = config or Config()
+    services = services or build_services(config)
+    document = document or SpecDocument.load()
+    app = Flask("mock_server")
+    app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["tradefence"] = services
+    app.extensions["tradefence.spec"] = document
+
+    api = Api(document)
+    app.extensions["tradefence.api"] = api
+    for module in BLUEPRINTS:
+        app.register_blueprint(module.blueprint(api))
+    missing = api.missing_handlers()
+    if missing:
+        raise RuntimeError(f"operations in openapi.yaml without a handler: {', '.join(missing)}")
+
+    install_error_handlers(app)
+    checker = ResponseChecker(document) if config.validate_responses else None
+    install_request_log(app, api, IdGenerator(config.seed, services.clock, stream="requests"), checker)
+    return app

@@ -1,0 +1,52 @@
+"""`tradefence-mock`: serve the emulator. Flags override the environment, which overrides the config file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from mock_server.app import create_app
+from mock_server.config import ConfigError, load_config
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="tradefence-mock",
+        description="Tradefence Sandbox: a local emulator of the Tradefence trading API.",
+        epilog="Environment: HOST, PORT, SEED (or TRADEFENCE_HOST/PORT/SEED), TRADEFENCE_MARKET_MODE.",
+    )
+    parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks a free one)")
+    parser.add_argument("--seed", type=int, help="seed of the market simulator and ids (default 42)")
+    parser.add_argument("--config", type=Path, help="TOML config file")
+    parser.add_argument("--market-mode", choices=["open", "closed", "nyse"], help="market hours (default open)")
+    parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = load_config(args.config, os.environ, host=args.host, port=args.port, seed=args.seed,
+                             market_mode=args.market_mode)
+    except ConfigError as exc:
+        print(f"tradefence-mock: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    # Werkzeug's own access log prints query strings, which may hold tokens: ours prints paths only.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    app = create_app(config)
+    server = make_server(config.host, config.port, app, threaded=True)
+    print(f"Tradefence Sandbox on http://{config.host}:{server.server_port} (seed {config.seed})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

@@ -1,0 +1,40 @@
+"""Identifiers that sort by creation time and repeat exactly for the same seed and clock (ULID-shaped)."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+from mock_server.domain.clock import Clock
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class IdGenerator:
+    """`ord_01JD6Q9S...`: 48 bits of clock milliseconds, then 80 bits from the seeded generator."""
+
+    def __init__(self, seed: int, clock: Clock, *, stream: str = "ids") -> None:
+        # Each stream has its own generator, so e.g. request ids never shift the sequence of order ids.
+        self._random = random.Random(f"{stream}:{seed}")
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def new(self, prefix: str) -> str:
+        millis = int(self._clock.timestamp() * 1000) & ((1 << 48) - 1)
+        with self._lock:
+            entropy = self._random.getrandbits(80)
+        return f"{prefix}_{_base32((millis << 80) | entropy, 26)}"
+
+    def token(self, prefix: str, nbytes: int = 24) -> str:
+        """An opaque secret-looking string (codes, refresh tokens), from the same seeded stream."""
+        with self._lock:
+            value = self._random.getrandbits(nbytes * 8)
+        return f"{prefix}_{value:0{nbytes * 2}x}"
+
+
+def _base32(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        value, digit = divmod(value, 32)
+        chars.append(CROCKFORD[digit])
+    return "".join(reversed(chars))

@@ -1,0 +1,1 @@
+"""The simulated market: the ticker universe, the seeded price model and trading hours."""

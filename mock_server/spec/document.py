@@ -1,0 +1,137 @@
+"""Load openapi.yaml once and expose what the emulator derives from it: operations, schemas, examples."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+LOCAL_SERVER_DESCRIPTION = "Local emulator"
+SPEC_URI = "urn:tradefence:openapi"
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    name: str
+    location: str  # path | query | header
+    required: bool
+    schema: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One (method, path) of the spec, with the URL the emulator serves it at."""
+
+    operation_id: str
+    method: str
+    path: str  # as in the spec: /orders/{orderId}
+    url_path: str  # as served by the emulator: /v1/orders/{orderId}
+    parameters: tuple[Parameter, ...]
+    body_content_type: str | None
+    body_schema: dict[str, Any] | None
+    body_required: bool
+    scopes: tuple[str, ...]
+    secured: bool
+    tag: str
+    source: str
+
+    @property
+    def flask_rule(self) -> str:
+        return re.sub(r"\{(\w+)\}", r"<\1>", self.url_path)
+
+
+class SpecDocument:
+    """The parsed spec plus a JSON Schema registry in which `#/components/...` references resolve."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.raw = document
+        resource = Resource.from_contents(document, default_specification=DRAFT202012)
+        self.registry: Registry = Registry().with_resource(SPEC_URI, resource)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> SpecDocument:
+        text = path.read_text() if path else resources.files("mock_server").joinpath("openapi.yaml").read_text()
+        return cls(yaml.safe_load(text))
+
+    @cached_property
+    def operations(self) -> tuple[Operation, ...]:
+        api_prefix = _local_prefix(self.raw["servers"])
+        found = []
+        for path, item in self.raw["paths"].items():
+            prefix = _local_prefix(item["servers"]) if "servers" in item else api_prefix
+            shared = item.get("parameters", [])
+            for method in HTTP_METHODS:
+                if method in item:
+                    found.append(self._operation(path, method, item[method], shared, prefix))
+        return tuple(found)
+
+    def operation(self, operation_id: str) -> Operation:
+        for op in self.operations:
+            if op.operation_id == operation_id:
+                return op
+        raise KeyError(operation_id)
+
+    def resolve(self, node: dict[str, Any]) -> dict[str, Any]:
+        """Follow a local `$ref` (one level at a time until none is left)."""
+        while "$ref" in node:
+            node = self.pointer(node["$ref"])
+        return node
+
+    def pointer(self, ref: str) -> Any:
+        node: Any = self.raw
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        return node
+
+    def schema_ref(self, name: str) -> dict[str, Any]:
+        """A schema that points into the spec, so it validates with this document's registry."""
+        return {"$ref": f"{SPEC_URI}#/components/schemas/{name}"}
+
+    def response_spec(self, operation: Operation, status: int) -> dict[str, Any] | None:
+        responses = self.pointer(f"#/paths/{_escape(operation.path)}/{operation.method.lower()}/responses")
+        entry = responses.get(str(status)) or responses.get(f"{str(status)[0]}XX") or responses.get("default")
+        return self.resolve(entry) if entry is not None else None
+
+    def _operation(self, path: str, method: str, spec: dict[str, Any], shared: list[dict[str, Any]],
+                   prefix: str) -> Operation:
+        params = {(p["name"], p["in"]): p for p in map(self.resolve, [*shared, *spec.get("parameters", [])])}
+        body = self.resolve(spec["requestBody"]) if "requestBody" in spec else None
+        content_type, body_schema = next(iter(body["content"].items())) if body else (None, None)
+        security = spec.get("security", self.raw.get("security", []))
+        return Operation(
+            operation_id=spec["operationId"],
+            method=method.upper(),
+            path=path,
+            url_path=prefix + path,
+            parameters=tuple(
+                Parameter(p["name"], p["in"], bool(p.get("required")), p.get("schema", {})) for p in params.values()
+            ),
+            body_content_type=content_type,
+            body_schema=body_schema["schema"] if body_schema else None,
+            body_required=bool(body and body.get("required")),
+            scopes=tuple(scope for requirement in security for scopes in requirement.values() for scope in scopes),
+            secured=bool(security),
+            tag=spec.get("tags", ["untagged"])[0],
+            source=spec.get("x-tradefence-source", "inferred"),
+        )
+
+
+def _local_prefix(servers: list[dict[str, Any]]) -> str:
+    """The path part of the server marked as the local emulator: `/v1` for the API, `` for the auth host."""
+    for server in servers:
+        if server.get("description", "").startswith(LOCAL_SERVER_DESCRIPTION):
+            return urlsplit(server["url"]).path.rstrip("/")
+    raise ValueError("the spec names no local emulator server")
+
+
+def _escape(path: str) -> str:
+    return path.replace("~", "~0").replace("/", "~1")

@@ -1,0 +1,178 @@
+"""The route table built from the spec, and the one pipeline every operation's request goes through.
+
+Handlers are bound to spec operations by operationId; the URL rule, method, scopes, and request validators all
+come from openapi.yaml. The pipeline, in order: authenticate and check scope → read and parse the body →
+validate path, query, headers and body → rate-limit → Idempotency-Key → the handler.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, make_response, request
+from flask.typing import ResponseReturnValue
+
+from mock_server.domain.errors import ApiError, ErrorCode
+from mock_server.domain.idempotency import StoredResponse
+from mock_server.domain.oauth.tokens import Principal
+from mock_server.services import Services
+from mock_server.spec.document import Operation, SpecDocument
+from mock_server.spec.validation import InvalidInput, RequestValidator, ValidInput
+from mock_server.web.errors import HttpError, error_response
+
+REALM = 'Bearer realm="tradefence"'
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a handler gets: validated inputs, the caller, and the services."""
+
+    inputs: ValidInput
+    principal: Principal
+    services: Services
+
+    @property
+    def body(self) -> Any:
+        return self.inputs.body
+
+    @property
+    def subject(self) -> str:
+        return self.principal.subject
+
+
+Handler = Callable[[Call], ResponseReturnValue]
+ErrorRenderer = Callable[[InvalidInput], ResponseReturnValue]
+ANONYMOUS = Principal(subject="", client_id="", scopes=frozenset(), grant_id="", token_id="")
+
+
+def services() -> Services:
+    return current_app.extensions["tradefence"]
+
+
+class Api:
+    """Binds handlers to the spec's operations; knows which operation a Flask endpoint serves."""
+
+    def __init__(self, document: SpecDocument) -> None:
+        self.document = document
+        self._validators = {op.operation_id: RequestValidator(document, op) for op in document.operations}
+        self._endpoints: dict[str, Operation] = {}
+
+    def route(self, blueprint: Blueprint, operation_id: str, *, cost: Callable[[ValidInput], int] | None = None,
+              idempotent: bool = False, on_invalid: ErrorRenderer | None = None) -> Callable[[Handler], Handler]:
+        """Register `handler` for an operation. `cost` prices a request in rate-limit tokens (batch: one per
+        operation); `idempotent` honours Idempotency-Key; `on_invalid` renders validation failures for the
+        OAuth endpoints, whose error formats RFC 6749 fixes."""
+        validator = self._validators[operation_id]
+        operation = validator.operation
+
+        def register(handler: Handler) -> Handler:
+            def view(**path: str) -> ResponseReturnValue:
+                principal = _authenticate(operation) if operation.secured else ANONYMOUS
+                try:
+                    inputs = validator.validate(path=path, query=request.args, headers=request.headers,
+                                                body=_read_body(operation))
+                except InvalidInput as exc:
+                    if on_invalid is None:
+                        raise
+                    return on_invalid(exc)
+                if operation.secured:
+                    _rate_limit(principal, cost(inputs) if cost else 1)
+                call = Call(inputs, principal, services())
+                key = inputs.headers.get("Idempotency-Key")
+                if idempotent and key:
+                    return _idempotent(call, key, handler)
+                return handler(call)
+
+            blueprint.add_url_rule(operation.flask_rule, endpoint=operation_id, view_func=view,
+                                   methods=[operation.method], provide_automatic_options=False)
+            self._endpoints[f"{blueprint.name}.{operation_id}"] = operation
+            return handler
+
+        return register
+
+    def operation_for(self, endpoint: str) -> Operation:
+        return self._endpoints[endpoint]
+
+    def missing_handlers(self) -> list[str]:
+        bound = {op.operation_id for op in self._endpoints.values()}
+        return sorted(op.operation_id for op in self.document.operations if op.operation_id not in bound)
+
+
+def _authenticate(operation: Operation) -> Principal:
+    header = request.headers.get("Authorization", "")
+    if not header:
+        raise HttpError(ApiError(ErrorCode.INVALID_CREDENTIALS, "Missing bearer token"), {"WWW-Authenticate": REALM})
+    scheme, _, token = header.partition(" ")
+    try:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(ErrorCode.INVALID_CREDENTIALS, "The Authorization header must be 'Bearer <token>'")
+        principal = services().oauth.verify(token.strip())
+    except ApiError as exc:
+        description = exc.message.replace('"', "'")
+        raise HttpError(exc, {"WWW-Authenticate": f'{REALM}, error="invalid_token", '
+                                                  f'error_description="{description}"'}) from None
+    missing = [scope for scope in operation.scopes if scope not in principal.scopes]
+    if missing:
+        raise HttpError(
+            ApiError(ErrorCode.INSUFFICIENT_SCOPE, f"This operation needs the scope {missing[0]}"),
+            {"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{" ".join(operation.scopes)}"'},
+        )
+    return principal
+
+
+def _read_body(operation: Operation) -> Any:
+    if operation.body_content_type is None:
+        return None
+    raw = request.get_data(cache=True)
+    if not raw:
+        if operation.body_required:
+            raise InvalidInput("body: a request body is required", "body")
+        return None
+    if request.mimetype != operation.body_content_type:
+        raise ApiError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"Content-Type must be {operation.body_content_type}")
+    if operation.body_content_type == "application/x-www-form-urlencoded":
+        return request.form.to_dict()
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(ErrorCode.MALFORMED_JSON, f"The body is not valid JSON: {exc}") from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _rate_limit(principal: Principal, cost: int) -> None:
+    decision = services().rate_limiter.take(principal.client_id, cost)
+    g.rate = decision
+    if not decision.allowed:
+        raise ApiError(ErrorCode.RATE_LIMIT_EXCEEDED, f"Rate limit of {decision.limit} requests exceeded",
+                       retry_after=decision.retry_after)
+
+
+def _idempotent(call: Call, key: str, handler: Handler) -> Response:
+    store = call.services.idempotency
+    scope = call.principal.subject
+    fingerprint = store.fingerprint(request.method, request.path, request.get_data(cache=True))
+    stored = store.begin(scope, key, fingerprint)
+    if stored is not None:
+        replay = make_response(stored.body, stored.status, list(stored.headers))
+        replay.headers["Idempotent-Replayed"] = "true"
+        return replay
+    try:
+        response = make_response(handler(call))
+    except ApiError as exc:
+        response = error_response(exc)
+    except BaseException:
+        store.abandon(scope, key)
+        raise
+    if response.status_code >= 500:
+        store.abandon(scope, key)
+        return response
+    kept = tuple((name, value) for name, value in response.headers.items() if name in ("Content-Type", "Location"))
+    store.complete(scope, key, StoredResponse(response.status_code, response.get_data(), kept))
+    response.headers["Idempotent-Replayed"] = "false"
+    return response

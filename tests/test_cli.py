@@ -1,0 +1,61 @@
+"""The console script as users run it: a real process on a free port, stopped cleanly by Ctrl-C (SIGINT)."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from mock_server.config import ConfigError, load_config
+
+
+def start(*args: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen([sys.executable, "-m", "mock_server", "--port", "0", "--quiet", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+    assert match, line + (process.stderr.read() if process.poll() is not None else "")
+    return process, f"http://127.0.0.1:{match.group(1)}"
+
+
+def test_serves_and_stops_cleanly_on_sigint() -> None:
+    process, url = start("--seed", "5")
+    try:
+        token = requests.post(f"{url}/_mock/tokens", json={"subject": "cli"}, timeout=5).json()["access_token"]
+        response = requests.get(f"{url}/v1/account", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert response.status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+
+
+def test_bad_config_fails_at_start_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "tradefence.toml"
+    config.write_text('seed = 3\nmarket_mode = "sometimes"\n')
+    result = subprocess.run([sys.executable, "-m", "mock_server", "--config", str(config)], capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 2
+    assert "market_mode" in result.stderr
+
+
+def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "tradefence.toml"
+    config.write_text('seed = 3\nport = 9000\nhost = "127.0.0.2"\n')
+    loaded = load_config(config, {"SEED": "4", "PORT": "9100"}, port=9200)
+    assert (loaded.seed, loaded.port, loaded.host) == (4, 9200, "127.0.0.2")
+
+
+def test_unknown_config_key_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "tradefence.toml"
+    config.write_text("sead = 3\n")
+    try:
+        load_config(config, {})
+    except ConfigError as exc:
+        assert "sead" in str(exc)
+    else:
+        raise AssertionError("an unknown key must fail")
