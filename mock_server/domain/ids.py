@@ -11,19 +11,27 @@ CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 class IdGenerator:
-    """`ord_01JD6Q9S...`: 48 bits of clock milliseconds, then 80 bits from the seeded generator."""
+    """`ord_01JD6Q9S...`: 48 bits of clock milliseconds, then 80 bits from the seeded generator.
+
+    Monotonic (the ULID spec's monotonic mode): within one millisecond, and when the clock is frozen or set back,
+    the next id is the previous one plus one, so ids always sort in creation order.
+    """
 
     def __init__(self, seed: int, clock: Clock, *, stream: str = "ids") -> None:
         # Each stream has its own generator, so e.g. request ids never shift the sequence of order ids.
         self._random = random.Random(f"{stream}:{seed}")
         self._clock = clock
         self._lock = threading.Lock()
+        self._last = -1
 
     def new(self, prefix: str) -> str:
         millis = int(self._clock.timestamp() * 1000) & ((1 << 48) - 1)
         with self._lock:
-            entropy = self._random.getrandbits(80)
-        return f"{prefix}_{_base32((millis << 80) | entropy, 26)}"
+            value = (millis << 80) | self._random.getrandbits(80)
+            if value <= self._last:
+                value = self._last + 1
+            self._last = value
+        return f"{prefix}_{_base32(value, 26)}"
 
     def token(self, prefix: str, nbytes: int = 24) -> str:
         """An opaque secret-looking string (codes, refresh tokens), from the same seeded stream."""

@@ -29,6 +29,13 @@ class InvalidInput(Exception):
         self.field = field
 
 
+class _Absent:
+    """No request body was sent — unlike a JSON `null`, which is a body and must match the schema."""
+
+
+ABSENT = _Absent()
+
+
 @dataclass(frozen=True, slots=True)
 class ValidInput:
     path: dict[str, Any]
@@ -64,7 +71,7 @@ class RequestValidator:
         self._body = SchemaValidator(document, operation.body_schema) if operation.body_schema else None
 
     def validate(self, *, path: Mapping[str, str], query: Mapping[str, str], headers: Mapping[str, str],
-                 body: Any) -> ValidInput:
+                 body: Any = ABSENT) -> ValidInput:
         values: dict[str, dict[str, Any]] = {"path": {}, "query": {}, "header": {}}
         sources = {"path": path, "query": query, "header": headers}
         for param, validator in self._params:
@@ -78,7 +85,9 @@ class RequestValidator:
             value = _coerce(param, raw)
             validator.check(value, root=param.name)
             values[param.location][param.name] = value
-        if self._body is not None and body is not None:
+        if body is ABSENT:
+            body = None
+        elif self._body is not None:
             self._body.check(body)
         return ValidInput(values["path"], values["query"], values["header"], body)
 

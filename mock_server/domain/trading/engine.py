@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -47,13 +48,15 @@ from mock_server.domain.trading.models import (
     TradingEvent,
     cents,
 )
-from mock_server.domain.trading.paging import decode_cursor, encode_cursor
 from mock_server.domain.trading.state import ZERO, Account, AccountState, OrderState
 from mock_server.domain.trading.timeline import catch_up
 
 T = TypeVar("T")
 _LIST_STATUSES = frozenset({"all", "open", "closed", *OrderStatus})
 _MAX_PAGE = 500
+
+
+_ORDER_ID = re.compile(r"^ord_[0-9A-Z]{26}$")
 
 
 class TradingEngine:
@@ -200,23 +203,21 @@ class TradingEngine:
                      or status == order.status)
                     and (symbol is None or order.symbol == symbol) and (side is None or order.side == side))
 
+        if cursor is not None and not _ORDER_ID.match(cursor):
+            raise ApiError(ErrorCode.INVALID_REQUEST, f"cursor must be an order id, not {cursor!r}", field="cursor")
+
         def page(account: Account, _: list[TradingEvent]) -> tuple[list[OrderView], str | None]:
-            orders = account.state.orders
-            before: int | None = None
-            if cursor is not None:
-                anchor = orders.get(decode_cursor(cursor))
-                if anchor is None:
-                    raise ApiError(ErrorCode.INVALID_REQUEST, f"Invalid cursor {cursor!r}", field="cursor")
-                before = anchor.sequence
+            # Ids sort by creation time, so "older than the cursor id" pages stably as new orders arrive, and any
+            # well-formed id is a valid position, whether or not it names an order of this account.
             found: list[OrderState] = []
-            for order in reversed(orders.values()):
-                if (before is None or order.sequence < before) and wanted(order):
+            for order in sorted(account.state.orders.values(), key=lambda o: o.id, reverse=True):
+                if (cursor is None or order.id < cursor) and wanted(order):
                     found.append(order)
                     if len(found) > limit:
                         break
             more = len(found) > limit
             shown = found[:limit]
-            return [order.view() for order in shown], encode_cursor(shown[-1].id) if more else None
+            return [order.view() for order in shown], shown[-1].id if more else None
 
         return self._run(subject, page)
 

@@ -1,0 +1,80 @@
+"""What `--target` names: where the API, auth server, stream and (on emulators only) control plane live."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import requests
+
+from contracts.control import ControlPlane
+
+SANDBOX_DEFAULTS = {
+    "TRADEFENCE_API_URL": "https://sandbox-api.tradefence.com/v1",
+    "TRADEFENCE_AUTH_URL": "https://auth.tradefence.com",
+    "TRADEFENCE_STREAM_URL": "wss://stream.tradefence.com/market-data",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    api_url: str
+    auth_url: str
+    stream_url: str
+    control_url: str | None  # only emulators have a control plane
+
+    @property
+    def is_emulator(self) -> bool:
+        return self.control_url is not None
+
+    def control_plane(self) -> ControlPlane | None:
+        return ControlPlane(self.control_url) if self.control_url else None
+
+    @classmethod
+    def from_base(cls, name: str, base: str) -> Target:
+        """A server laid out like the emulator: /authorize, /token, /v1, /market-data and maybe /_mock."""
+        base = base.rstrip("/")
+        control = base if _has_control_plane(base) else None
+        stream = "ws" + base.removeprefix("http") + "/market-data"
+        return cls(name, f"{base}/v1", base, stream, control)
+
+    @classmethod
+    def sandbox(cls, environ: Mapping[str, str]) -> Target:
+        values = {key: environ.get(key) or default for key, default in SANDBOX_DEFAULTS.items()}
+        return cls("sandbox", values["TRADEFENCE_API_URL"].rstrip("/"), values["TRADEFENCE_AUTH_URL"].rstrip("/"),
+                   values["TRADEFENCE_STREAM_URL"], None)
+
+
+def _has_control_plane(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/_mock/clock", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@contextmanager
+def in_process_emulator(seed: int) -> Iterator[str]:
+    """`--target=mock`: the emulator in this process on a free loopback port, stopped at the end."""
+    from werkzeug.serving import make_server
+
+    from mock_server.app import create_app
+    from mock_server.config import Config
+
+    # Generous limits: the suite itself is not what the rate limiter is for; the 2001 test narrows them.
+    app = create_app(Config(seed=seed, rate_limit_capacity=100_000, rate_limit_per_second=100_000.0))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="contract-emulator", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        close = getattr(app.extensions["tradefence"], "close", None)
+        if close is not None:
+            close()
+
