@@ -34,6 +34,13 @@ class ControlPlane:
     def market(self, mode: str) -> dict[str, Any]:
         return self._call("PUT", "/market", {"mode": mode})
 
+    def rate_limit(self, capacity: int | None = None, refill_per_second: float | None = None) -> dict[str, Any]:
+        """Read the limits, or set them (both values) and return the previous ones."""
+        previous = self._call("GET", "/rate-limit")
+        if capacity is not None and refill_per_second is not None:
+            self._call("PUT", "/rate-limit", {"capacity": capacity, "refill_per_second": refill_per_second})
+        return previous
+
     def mint(self, subject: str, scope: str = "trading:read trading:write", expires_in: int = 3600) -> str:
         return self._call("POST", "/tokens", {"subject": subject, "scope": scope,
                                               "expires_in": expires_in})["access_token"]

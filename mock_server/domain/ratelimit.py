@@ -81,6 +81,13 @@ class RateLimiter:
     def settings(self) -> RateLimitSettings:
         return self._settings
 
+    def configure(self, settings: RateLimitSettings) -> None:
+        """New limits for everyone (the control plane's knob); every bucket starts full under them."""
+        with self._lock:
+            self._settings = settings
+            self._buckets.clear()
+            self._purge_at = self._max_keys
+
     def take(self, key: str, cost: int = 1) -> RateDecision:
         """Spend ``cost`` tokens from ``key``'s bucket if it holds them; ``cost=0`` just reports the state."""
         if cost < 0:

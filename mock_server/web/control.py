@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from mock_server.domain.market.hours import MarketMode
+from mock_server.domain.ratelimit import RateLimitSettings
 from mock_server.web import render
 from mock_server.web.routing import Api, Call
 
@@ -48,6 +49,16 @@ def blueprint(api: Api) -> Blueprint:
         engine.market_mode = MarketMode(call.body["mode"])
         return jsonify(render.market_clock(engine.market_status(), call.services.clock.now()))
 
+    @api.route(bp, "mockGetRateLimit")
+    def get_rate_limit(call: Call) -> ResponseReturnValue:
+        return jsonify(_rate_limit(call))
+
+    @api.route(bp, "mockSetRateLimit")
+    def set_rate_limit(call: Call) -> ResponseReturnValue:
+        call.services.rate_limiter.configure(RateLimitSettings(call.body["capacity"],
+                                                               float(call.body["refill_per_second"])))
+        return jsonify(_rate_limit(call))
+
     @api.route(bp, "mockMintToken")
     def mint_token(call: Call) -> ResponseReturnValue:
         body = call.body
@@ -61,6 +72,11 @@ def blueprint(api: Api) -> Blueprint:
         return response
 
     return bp
+
+
+def _rate_limit(call: Call) -> dict[str, object]:
+    settings = call.services.rate_limiter.settings
+    return {"capacity": settings.capacity, "refill_per_second": settings.refill_per_second}
 
 
 def _clock(call: Call) -> dict[str, object]:
