@@ -83,7 +83,7 @@ def test_a_cancelled_order_stays_cancelled(api: CheckedSession, spec_document: S
 
 
 def test_cash_moves_only_by_fills(api: CheckedSession, control: ControlPlane, examples: int) -> None:
-    """With the clock frozen nothing rests or fills on its own; every cash change is some fill's price × qty."""
+    """With the clock frozen nothing rests or fills on its own; each cash change is a fill's price times quantity."""
     control.freeze()
     trades = st.lists(st.tuples(st.sampled_from(SYMBOLS[:4]), st.sampled_from(["BUY", "SELL"]), st.integers(1, 5)),
                       min_size=1, max_size=6)
