@@ -33,7 +33,25 @@ lint: $(STAMP) node_modules/.installed
 	$(VENV)/bin/openapi-spec-validator openapi.yaml
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_modules/.bin/redocly lint openapi.yaml
 
-bench: $(STAMP)
+# make bench: never part of make test. Prism goes into .bench/node_modules (not the repo's package.json);
+# wrk comes from Debian if it is missing (without it the bench falls back to a slower asyncio load generator).
+PRISM_VERSION := 5.16.0
+BENCH_STAMP   := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	touch $@
+
+.bench/prism-$(PRISM_VERSION).installed:
+	mkdir -p .bench
+	npm install --prefix .bench --no-audit --no-fund --loglevel=error @stoplight/prism-cli@$(PRISM_VERSION)
+	touch $@
+
+bench: $(BENCH_STAMP) .bench/prism-$(PRISM_VERSION).installed
+	@command -v wrk >/dev/null || { \
+	  apt-cache policy wrk 2>/dev/null | grep -q 'Candidate: [0-9]' || apt-get update -q >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; } \
+	  || echo "wrk unavailable: the bench falls back to its asyncio load generator"
 	$(PY) -m benchmarks
 
 clean:

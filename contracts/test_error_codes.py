@@ -12,6 +12,8 @@ import requests
 
 from contracts.checking import CheckedSession, violation
 from contracts.control import ControlPlane
+from contracts.credentials import code_flow
+from contracts.plugin import SUITE_SUBJECT
 from contracts.targets import Target
 
 BUY_ONE = {"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 1}
@@ -119,3 +121,13 @@ def test_2001_burst_then_backoff_recovers(api: CheckedSession, target: Target) -
     finally:
         if plane and previous:
             plane.rate_limit(previous["capacity"], previous["refill_per_second"])
+
+
+def test_1005_missing_scope(anonymous_api: CheckedSession, target: Target) -> None:
+    if not target.is_emulator:
+        pytest.skip("needs a second, read-only token: the emulator issues one through the code flow")
+    read_only = code_flow(target, login_hint=SUITE_SUBJECT, scope="trading:read")
+    response = anonymous_api.post("/orders", json=BUY_ONE, headers=read_only.headers)
+    expect_error(response, "createOrder", 403, 1005)
+    if 'error="insufficient_scope"' not in response.headers.get("WWW-Authenticate", ""):
+        raise violation("createOrder", "1005 WWW-Authenticate", response, 'no error="insufficient_scope"')

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask_sock import Sock
 
 from mock_server.config import Config
 from mock_server.domain.ids import IdGenerator
 from mock_server.services import Services, build_services
 from mock_server.spec.document import SpecDocument
 from mock_server.spec.responses import ResponseChecker
-from mock_server.web import account, ai, auth, batch, control, market, orders
+from mock_server.web import account, ai, auth, batch, control, market, orders, stream, webhooks
 from mock_server.web.errors import install_error_handlers
 from mock_server.web.request_log import install_request_log
 from mock_server.web.routing import Api
 
-BLUEPRINTS = (auth, orders, account, market, ai, batch, control)
+BLUEPRINTS = (auth, orders, account, market, ai, batch, control, webhooks)
 
 
 def create_app(config: Config | None = None, *, services: Services | None = None,
@@ -23,7 +24,8 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     services = services or build_services(config)
     document = document or SpecDocument.load()
     app = Flask("mock_server")
-    app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False)
+    app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False,
+                      SOCK_SERVER_OPTIONS=dict(stream.SERVER_OPTIONS))
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["tradefence"] = services
     app.extensions["tradefence.spec"] = document
@@ -35,6 +37,9 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     missing = api.missing_handlers()
     if missing:
         raise RuntimeError(f"operations in openapi.yaml without a handler: {', '.join(missing)}")
+    # The market-data websocket is not an OpenAPI operation (its messages are schemas in the spec), so it is
+    # routed beside the Api; call `services.close()` at shutdown to close its sockets properly.
+    stream.register(Sock(app), document)
 
     install_error_handlers(app)
     checker = ResponseChecker(document) if config.validate_responses else None

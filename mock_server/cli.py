@@ -11,20 +11,23 @@ from pathlib import Path
 from werkzeug.serving import make_server
 
 from mock_server.app import create_app
-from mock_server.config import ConfigError, load_config
+from mock_server.config import Config, ConfigError, load_config
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="tradefence-mock",
         description="Tradefence Sandbox: a local emulator of the Tradefence trading API.",
-        epilog="Environment: HOST, PORT, SEED (or TRADEFENCE_HOST/PORT/SEED), TRADEFENCE_MARKET_MODE.",
+        epilog="Environment: HOST, PORT, SEED (or TRADEFENCE_HOST/PORT/SEED), TRADEFENCE_MARKET_MODE, "
+               "TRADEFENCE_WEBHOOK_URL, TRADEFENCE_WEBHOOK_SECRET.",
     )
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks a free one)")
     parser.add_argument("--seed", type=int, help="seed of the market simulator and ids (default 42)")
     parser.add_argument("--config", type=Path, help="TOML config file")
     parser.add_argument("--market-mode", choices=["open", "closed", "nyse"], help="market hours (default open)")
+    parser.add_argument("--webhook-url", help="send webhook events to this URL")
+    parser.add_argument("--webhook-secret", help="its whsec_ secret (default: one made from the seed, printed)")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     return parser.parse_args(argv)
 
@@ -33,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = load_config(args.config, os.environ, host=args.host, port=args.port, seed=args.seed,
-                             market_mode=args.market_mode)
+                             market_mode=args.market_mode, webhook_url=args.webhook_url,
+                             webhook_secret=args.webhook_secret)
     except ConfigError as exc:
         print(f"tradefence-mock: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -42,11 +46,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = create_app(config)
     server = make_server(config.host, config.port, app, threaded=True)
-    print(f"Tradefence Sandbox on http://{config.host}:{server.server_port} (seed {config.seed})", flush=True)
-    try:
+    try:  # from here on Ctrl-C is a clean stop, even before the server loop has started
+        print(f"Tradefence Sandbox on http://{config.host}:{server.server_port} (seed {config.seed})", flush=True)
+        announce_webhooks(config)
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        app.extensions["tradefence"].close()  # finishes or logs (with ids) pending webhook deliveries
     return 0
+
+
+def announce_webhooks(config: Config) -> None:
+    """Print each configured endpoint; the secret only when the emulator made it (the user needs it to verify),
+    not one the user chose (it stays out of terminal logs)."""
+    given = ([config.webhook_secret] if config.webhook_url else []) + [entry.secret for entry in config.webhooks]
+    for entry, secret in zip(config.webhook_endpoints, given, strict=True):
+        events = ", ".join(entry.events) if entry.events else "all events"
+        shown = "the configured secret" if secret else f"secret {entry.secret} (made from the seed)"
+        print(f"Webhooks: {entry.url} ({events}), {shown}", flush=True)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from mock_server.domain.market.hours import MarketMode
+from mock_server.domain.webhooks.dispatcher import DEFAULT_SCHEDULE
+from mock_server.domain.webhooks.endpoints import check_events, check_url
+from mock_server.domain.webhooks.signing import check_secret, derived_secret
 
 
 class ConfigError(ValueError):
@@ -27,6 +30,15 @@ class ClientConfig:
     client_secret: str
     redirect_uris: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ("trading:read", "trading:write")
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """A `[[webhooks]]` entry: ``secret`` empty means one derived from the seed; ``events`` None means all."""
+
+    url: str
+    secret: str = ""
+    events: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,43 @@ class Config:
     default_subject: str = "sandbox-user"
     max_body_bytes: int = 1024 * 1024
     validate_responses: bool = False
+    heartbeat_seconds: float = 15.0  # market-data stream: wall-clock seconds between heartbeats
+    stream_queue_size: int = 1000  # market-data stream: messages held per connection before the oldest drop
+    require_auth: bool = False  # market-data stream: refuse clients that do not authenticate
+    stream_auth_timeout: float = 10.0  # market-data stream, with require_auth: seconds to authenticate
     clients: tuple[ClientConfig, ...] = ()
+    webhook_url: str = ""  # one endpoint (TRADEFENCE_WEBHOOK_URL), signed with webhook_secret
+    webhook_secret: str = ""  # whsec_<base64> (TRADEFENCE_WEBHOOK_SECRET); empty: derived from the seed
+    webhooks: tuple[WebhookConfig, ...] = ()  # more endpoints: [[webhooks]] url, secret, events
+    webhook_timeout: float = 5.0  # seconds one delivery attempt may take
+    webhook_retry_schedule: tuple[float, ...] = DEFAULT_SCHEDULE  # emulator-clock seconds before retry 1, 2, ...
+    webhook_retry_jitter: float = 0.2  # each retry delay varies by up to this fraction (seeded)
+    webhook_drain_seconds: float = 5.0  # at shutdown: real seconds to finish pending deliveries
+    alert_loss_percent: Decimal = Decimal(5)  # POSITION_LOSS: unrealized loss, percent of cost basis
+    alert_move_percent: Decimal = Decimal(3)  # PRICE_MOVE: price move since the position opened, percent
+    alert_check_seconds: float = 1.0  # real seconds between alert checks (clock jumps also check)
+    journal_size: int = 500  # requests the /_mock/journal keeps (the oldest go first); 0 turns it off
+
+    def __post_init__(self) -> None:
+        """Values built in code (tests, flags) are checked like those read from a file."""
+        for key, check in _CHECKS.items():
+            _checked(check, getattr(self, key), _where(key, key, getattr(self, key)))
+        for index, entry in enumerate(self.webhooks):
+            _checked(check_url, entry.url, f"webhooks[{index}].url: {entry.url!r}")
+            if entry.secret:
+                _checked(check_secret, entry.secret, f"webhooks[{index}].secret")
+            if entry.events is not None:
+                _checked(check_events, entry.events, f"webhooks[{index}].events: {list(entry.events)!r}")
+
+    @property
+    def webhook_endpoints(self) -> tuple[WebhookConfig, ...]:
+        """Every configured endpoint with its secret filled in (derived from the seed when none was given)."""
+        found = []
+        if self.webhook_url:
+            found.append(WebhookConfig(self.webhook_url, self.webhook_secret or derived_secret(self.seed, "url")))
+        for index, entry in enumerate(self.webhooks):
+            found.append(replace(entry, secret=entry.secret or derived_secret(self.seed, f"webhooks.{index}")))
+        return tuple(found)
 
     @property
     def token_key(self) -> str:
@@ -57,9 +105,74 @@ class Config:
         return replace(self, **{key: value for key, value in values.items() if value is not None})
 
 
-_SCALARS = {f.name: f for f in fields(Config) if f.name != "clients"}
+_SCALARS = {f.name: f for f in fields(Config) if f.name not in ("clients", "webhooks")}
 ENVIRONMENT = {"TRADEFENCE_SEED": "seed", "TRADEFENCE_PORT": "port", "TRADEFENCE_HOST": "host",
-               "TRADEFENCE_MARKET_MODE": "market_mode", "PORT": "port", "HOST": "host", "SEED": "seed"}
+               "TRADEFENCE_MARKET_MODE": "market_mode", "PORT": "port", "HOST": "host", "SEED": "seed",
+               "TRADEFENCE_WEBHOOK_URL": "webhook_url", "TRADEFENCE_WEBHOOK_SECRET": "webhook_secret"}
+
+
+def _positive(value: float | Decimal) -> None:
+    if not (0 < value < float("inf")):
+        raise ValueError("must be a positive number")
+
+
+def _schedule(delays: tuple[float, ...]) -> None:
+    if not all(0 <= delay < float("inf") for delay in delays):
+        raise ValueError("delays are seconds, not negative")
+
+
+def _fraction(value: float) -> None:
+    if not 0 <= value < 1:
+        raise ValueError("must be at least 0 and below 1")
+
+
+def _not_negative(value: float) -> None:
+    if not 0 <= value < float("inf"):
+        raise ValueError("must be a number, not negative")
+
+
+def _percent(value: Decimal) -> None:
+    if not 0 < value <= 100:
+        raise ValueError("must be a percentage above 0, at most 100")
+
+
+def _optional(check: Callable[[str], object]) -> Callable[[str], None]:
+    def run(value: str) -> None:
+        if value:
+            check(value)
+
+    return run
+
+
+_CHECKS: dict[str, Callable[[Any], object]] = {
+    "webhook_url": _optional(check_url),
+    "webhook_secret": _optional(check_secret),
+    "webhook_timeout": _positive,
+    "webhook_retry_schedule": _schedule,
+    "webhook_retry_jitter": _fraction,
+    "webhook_drain_seconds": _not_negative,
+    "alert_loss_percent": _percent,
+    "alert_move_percent": _positive,
+    "alert_check_seconds": _positive,
+    "tick_seconds": _positive,
+    "heartbeat_seconds": _positive,
+    "stream_queue_size": _positive,
+    "stream_auth_timeout": _positive,
+    "journal_size": _not_negative,
+}
+
+
+def _checked(check: Callable[[Any], object], value: Any, where: str) -> None:
+    try:
+        check(value)
+    except (ValueError, ArithmeticError) as exc:  # Decimal('NaN') compares with InvalidOperation
+        reason = str(exc) if isinstance(exc, ValueError) else "not a number"
+        raise ConfigError(f"{where} is not valid: {reason}") from None
+
+
+def _where(key: str, source: str, value: Any) -> str:
+    """Name the key and show the value, except a secret's."""
+    return source if "secret" in key else f"{source}: {value!r}"
 
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None, **flags: Any) -> Config:
@@ -83,6 +196,10 @@ def _from_file(path: Path) -> dict[str, Any]:
     for key, raw in data.items():
         if key == "clients":
             values["clients"] = tuple(_client(i, entry) for i, entry in enumerate(raw))
+        elif key == "webhooks":
+            if not isinstance(raw, list):
+                raise ConfigError(f"{path}: webhooks is a list of tables ([[webhooks]])")
+            values["webhooks"] = tuple(_webhook(i, entry) for i, entry in enumerate(raw))
         elif key in _SCALARS:
             values[key] = _convert(key, raw, source=f"{path}: {key}")
         else:
@@ -101,9 +218,39 @@ def _client(index: int, entry: Any) -> ClientConfig:
                         tuple(entry.get("redirect_uris", ())), tuple(entry.get("scopes", ClientConfig.scopes)))
 
 
+def _webhook(index: int, entry: Any) -> WebhookConfig:
+    where = f"webhooks[{index}]"
+    if not isinstance(entry, dict) or "url" not in entry:
+        raise ConfigError(f"{where}: needs url")
+    unknown = set(entry) - {"url", "secret", "events"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+    url, secret, events = entry["url"], entry.get("secret", ""), entry.get("events")
+    if not isinstance(url, str):
+        raise ConfigError(f"{where}.url: {url!r} is not a string")
+    if not isinstance(secret, str):
+        raise ConfigError(f"{where}.secret is not a string")
+    if events is not None and (not isinstance(events, list) or not all(isinstance(e, str) for e in events)):
+        raise ConfigError(f"{where}.events: {events!r} is not a list of event types")
+    return WebhookConfig(url, secret, None if events is None else tuple(events))
+
+
 def _convert(key: str, raw: Any, *, source: str) -> Any:
+    value = _parse(key, raw, source=source)
+    check = _CHECKS.get(key)
+    if check is not None:
+        _checked(check, value, _where(key, source, value))
+    return value
+
+
+def _parse(key: str, raw: Any, *, source: str) -> Any:
     kind = _SCALARS[key].type
     try:
+        if kind == "tuple[float, ...]":
+            items = raw.split(",") if isinstance(raw, str) else raw
+            if not isinstance(items, list | tuple) or isinstance(raw, bool):
+                raise ValueError(raw)
+            return tuple(float(item) for item in items)
         if kind == "int":
             return int(raw)
         if kind == "float":
@@ -114,7 +261,7 @@ def _convert(key: str, raw: Any, *, source: str) -> Any:
             return Decimal(str(raw))
         if kind == "MarketMode":
             return MarketMode(str(raw))
-    except (ValueError, InvalidOperation):
+    except (ValueError, TypeError, InvalidOperation):
         raise ConfigError(f"{source}: {raw!r} is not a valid {key}") from None
     return str(raw)
 

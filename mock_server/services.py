@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from mock_server.config import Config
 from mock_server.domain.ai import Recommender
 from mock_server.domain.clock import Clock
+from mock_server.domain.faults import Faults
 from mock_server.domain.idempotency import IdempotencyStore
 from mock_server.domain.ids import IdGenerator
+from mock_server.domain.journal import Journal
 from mock_server.domain.market.simulator import MarketSimulator
 from mock_server.domain.market.universe import Universe
 from mock_server.domain.oauth.clients import SANDBOX_CLIENT, OAuthClient
 from mock_server.domain.oauth.server import AuthorizationServer, OAuthSettings
 from mock_server.domain.ratelimit import RateLimiter, RateLimitSettings
+from mock_server.domain.stream import StreamHub, StreamSettings
 from mock_server.domain.trading.engine import TradingEngine
 from mock_server.domain.trading.magic import magic_instruments
+from mock_server.domain.trading.models import TradingEvent
+from mock_server.domain.webhooks.alerts import AlertSettings, AlertWatcher
+from mock_server.domain.webhooks.dispatcher import Dispatcher, PendingDelivery, RetryPolicy, Transport
+from mock_server.domain.webhooks.endpoints import EndpointRegistry, EndpointSource
+from mock_server.domain.webhooks.events import EventFactory
+from mock_server.domain.webhooks.samples import Samples
+from mock_server.domain.webhooks.service import Webhooks
+from mock_server.outbound import RequestsTransport
+from mock_server.web import render
 
 
 @dataclass
@@ -30,17 +43,42 @@ class Services:
     rate_limiter: RateLimiter
     idempotency: IdempotencyStore
     recommender: Recommender
+    stream: StreamHub
+    webhooks: Webhooks
+    alerts: AlertWatcher
+    faults: Faults
+    journal: Journal
+    transport: Transport  # kept so that a reseed rebuilds the webhooks with the same one
 
     def reset(self) -> None:
-        """Back to the state right after start: no accounts, orders, grants, keys or buckets."""
+        """Back to the state right after start: no accounts, orders, grants, keys, buckets or faults; no webhook
+        events or control-plane endpoints (configured endpoints stay). The request journal stays: it is a record of
+        what happened, reset included (``DELETE /_mock/journal`` empties it)."""
         self.engine.reset()
         self.oauth.reset()
         self.idempotency.reset()
         self.rate_limiter.reset()
+        self.webhooks.reset()
+        self.alerts.reset()
+        self.faults.clear()
+
+    def close(self, grace: float | None = None) -> list[PendingDelivery]:
+        """Stop background work and close open connections (market-data sockets get a 1001 close frame).
+
+        Webhook deliveries get ``grace`` real seconds (default ``webhook_drain_seconds``) to finish; the ones still
+        pending are logged with their event ids and returned, so shutting down never drops an event silently.
+        """
+        self.alerts.stop()
+        pending = self.webhooks.stop(self.config.webhook_drain_seconds if grace is None else grace)
+        self.stream.close()
+        return pending
 
 
-def build_services(config: Config, clock: Clock | None = None) -> Services:
+def build_services(config: Config, clock: Clock | None = None, *, transport: Transport | None = None,
+                   journal: Journal | None = None) -> Services:
+    """``transport`` sends webhook attempts (default: HTTP with requests); tests may pass a fake one."""
     clock = clock or Clock()
+    transport = transport or RequestsTransport()
     ids = IdGenerator(config.seed, clock)
     universe = Universe.load_default().with_instruments(magic_instruments())
     simulator = MarketSimulator(universe, config.seed, step=timedelta(seconds=config.tick_seconds))
@@ -53,15 +91,59 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
                       default_subject=config.default_subject),
         clients, clock, ids,
     )
+    webhook_ids = IdGenerator(config.seed, clock, stream="webhooks")  # evt_, we_, alt_: never shift order ids
+    webhooks = _webhooks(config, clock, simulator, transport, webhook_ids)
+
+    def on_trading_event(event: TradingEvent) -> None:
+        webhooks.on_trading_event(event)
+        alerts.ensure_running()  # the first fill opens a position worth watching (bound below, before any fill)
+
+    engine = TradingEngine(simulator, clock, ids, market_mode=config.market_mode, starting_cash=config.starting_cash,
+                           on_event=on_trading_event)
+    alerts = AlertWatcher(
+        engine.open_positions, simulator.price, clock, webhook_ids,
+        AlertSettings(config.alert_loss_percent, config.alert_move_percent, config.alert_check_seconds),
+        webhooks.on_alert,
+    )
     return Services(
         config=config,
         clock=clock,
         ids=ids,
         simulator=simulator,
-        engine=TradingEngine(simulator, clock, ids, market_mode=config.market_mode,
-                             starting_cash=config.starting_cash),
+        engine=engine,
         oauth=oauth,
         rate_limiter=RateLimiter(RateLimitSettings(config.rate_limit_capacity, config.rate_limit_per_second)),
         idempotency=IdempotencyStore(clock),
         recommender=Recommender(simulator, clock, config.seed),
+        stream=StreamHub(simulator, clock, oauth.verify, StreamSettings(
+            heartbeat_seconds=config.heartbeat_seconds, queue_size=config.stream_queue_size,
+            require_auth=config.require_auth, auth_timeout_seconds=config.stream_auth_timeout)),
+        webhooks=webhooks,
+        alerts=alerts,
+        faults=Faults(config.seed, clock, IdGenerator(config.seed, clock, stream="faults").new),
+        journal=journal if journal is not None else Journal(config.journal_size),
+        transport=transport,
     )
+
+
+def reseeded(services: Services, seed: int) -> Services:
+    """Fresh services for another seed, as a restart with ``--seed`` would build them, except that the clock keeps
+    its reading and frozen state and the request journal is kept. The caller swaps them in and closes the old ones.
+
+    Rebuilding (rather than reseeding each service in place) is what makes the result honest: every seeded
+    stream (prices, ids, secrets, jitter, fault draws) starts where a fresh start would, with nothing left over.
+    """
+    return build_services(replace(services.config, seed=seed), services.clock.fork(),
+                          transport=services.transport, journal=services.journal)
+
+
+def _webhooks(config: Config, clock: Clock, simulator: MarketSimulator, transport: Transport,
+              ids: IdGenerator) -> Webhooks:
+    """Endpoints from the config, the dispatcher, and events rendered by the web layer's ``render`` (the JSON
+    shapes of openapi.yaml), injected here so the domain never imports the web layer."""
+    registry = EndpointRegistry(ids, clock, random.Random(f"webhook-secrets:{config.seed}"))
+    for entry in config.webhook_endpoints:
+        registry.add(entry.url, secret=entry.secret, events=entry.events, source=EndpointSource.CONFIG)
+    policy = RetryPolicy(config.webhook_retry_schedule, config.webhook_retry_jitter, config.webhook_timeout)
+    dispatcher = Dispatcher(registry, clock, transport, policy, random.Random(f"webhook-retries:{config.seed}"))
+    return Webhooks(registry, EventFactory(ids, render), dispatcher, Samples(simulator.quote, clock, ids), clock)

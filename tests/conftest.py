@@ -9,6 +9,7 @@ from flask import Flask
 
 from mock_server.app import create_app
 from mock_server.config import Config
+from mock_server.spec.document import SpecDocument
 from tests.support.live import SpecSession, serve
 
 
@@ -19,8 +20,11 @@ def config() -> Config:
 
 
 @pytest.fixture
-def app(config: Config) -> Flask:
-    return create_app(config)
+def app(config: Config, spec_document: SpecDocument) -> Iterator[Flask]:
+    """`spec_document` (the contract plugin's session fixture) is parsed once, not once per app."""
+    app = create_app(config, document=spec_document)
+    yield app
+    app.extensions["tradefence"].close()  # background threads stop; open market-data sockets get a close frame
 
 
 @pytest.fixture

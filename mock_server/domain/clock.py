@@ -69,6 +69,15 @@ class Clock:
         self._notify()
         return moment
 
+    def fork(self) -> Clock:
+        """A clock with this one's reading, frozen state and time source, but none of its listeners.
+
+        For rebuilding the services (a reseed): the new ones follow the same time without the old ones, which are
+        being closed, hearing every later move.
+        """
+        with self._lock:
+            return Clock(source=self._source, start=self._now_locked(), frozen=self._frozen)
+
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every jump (set, advance, freeze, resume) so waiters can re-check deadlines."""
         with self._lock:

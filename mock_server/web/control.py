@@ -1,14 +1,23 @@
-"""The /_mock control plane: reset, clock, market mode, and tokens without the browser flow."""
+"""The /_mock control plane: reset, seed, clock, market mode, accounts, clients, tokens without the browser flow,
+injected faults, the request journal and a summary of the state."""
 
 from __future__ import annotations
 
+import re
+import threading
 from datetime import datetime, timedelta
+from decimal import Decimal
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
+from mock_server.domain.errors import ApiError, ErrorCode
+from mock_server.domain.faults import FaultRequest
+from mock_server.domain.journal import JournalFilter
 from mock_server.domain.market.hours import MarketMode
+from mock_server.domain.oauth.clients import ALL_SCOPES, OAuthClient
 from mock_server.domain.ratelimit import RateLimitSettings
+from mock_server.services import Services, reseeded
 from mock_server.web import render
 from mock_server.web.routing import Api, Call
 
@@ -71,7 +80,111 @@ def blueprint(api: Api) -> Blueprint:
         response.status_code = 201
         return response
 
+    @api.route(bp, "mockListAccounts")
+    def list_accounts(call: Call) -> ResponseReturnValue:
+        return jsonify({"data": [render.account(view) for view in call.services.engine.accounts()]})
+
+    @api.route(bp, "mockCreateAccount")
+    def create_account(call: Call) -> ResponseReturnValue:
+        subject, cash = call.body["subject"], call.body.get("cash")
+        engine = call.services.engine
+        existed = any(view.id == f"acc_{subject}" for view in engine.accounts())
+        view = engine.open_account(subject, None if cash is None else Decimal(str(cash)))
+        return jsonify(render.account(view)), 200 if existed else 201
+
+    @api.route(bp, "mockRegisterClient")
+    def register_client(call: Call) -> ResponseReturnValue:
+        body = call.body
+        client = call.services.oauth.register_client(OAuthClient(
+            body["client_id"], body["client_secret"], tuple(body["redirect_uris"]),
+            tuple(body.get("scopes", ALL_SCOPES)),
+        ))
+        return jsonify({"client_id": client.client_id, "client_secret": client.client_secret,
+                        "redirect_uris": list(client.redirect_uris), "scopes": list(client.scopes)}), 201
+
+    swap = threading.Lock()  # one reseed at a time (per app: each create_app builds its own blueprint)
+
+    @api.route(bp, "mockReseed")
+    def reseed(call: Call) -> ResponseReturnValue:
+        """Build fresh services for the seed, swap them in, then close the old ones (their threads and sockets).
+
+        Requests already running finish on the old services; every later one gets the new ones.
+        """
+        with swap:
+            old: Services = current_app.extensions["tradefence"]
+            fresh = reseeded(old, call.body["seed"])
+            current_app.extensions["tradefence"] = fresh
+        old.close(grace=0)
+        return jsonify(_state(fresh))
+
+    @api.route(bp, "mockGetState")
+    def get_state(call: Call) -> ResponseReturnValue:
+        return jsonify(_state(call.services))
+
+    @api.route(bp, "mockListFaults")
+    def list_faults(call: Call) -> ResponseReturnValue:
+        return jsonify({"data": [render.fault(fault) for fault in call.services.faults.all()]})
+
+    @api.route(bp, "mockCreateFault")
+    def create_fault(call: Call) -> ResponseReturnValue:
+        body = call.body
+        code = body.get("error_code")
+        request = FaultRequest(
+            operation=body.get("operation"), path=body.get("path"), latency_ms=body.get("latency_ms", 0),
+            error_code=None if code is None else ErrorCode(code), status=body.get("status"),
+            drop_connection=body.get("drop_connection", False),
+            stream_disconnect_after=body.get("stream_disconnect_after"), message=body.get("message"),
+            retry_after=body.get("retry_after"), count=body.get("count"),
+            probability=float(body.get("probability", 1)),
+        )
+        return jsonify(render.fault(call.services.faults.add(request, api.forcible))), 201
+
+    @api.route(bp, "mockClearFaults")
+    def clear_faults(call: Call) -> ResponseReturnValue:
+        return jsonify({"deleted": call.services.faults.clear()})
+
+    @api.route(bp, "mockDeleteFault")
+    def delete_fault(call: Call) -> ResponseReturnValue:
+        return jsonify(render.fault(call.services.faults.remove(call.inputs.path["faultId"])))
+
+    @api.route(bp, "mockGetJournal")
+    def get_journal(call: Call) -> ResponseReturnValue:
+        query = call.inputs.query
+        wanted = JournalFilter(method=query.get("method"), path=_pattern(query.get("path")),
+                               operation=query.get("operation"), status=query.get("status"), limit=query["limit"])
+        return jsonify({"data": [render.journal_entry(entry) for entry in call.services.journal.entries(wanted)]})
+
+    @api.route(bp, "mockClearJournal")
+    def clear_journal(call: Call) -> ResponseReturnValue:
+        return jsonify({"deleted": call.services.journal.clear()})
+
     return bp
+
+
+def _pattern(text: str | None) -> re.Pattern[str] | None:
+    if text is None:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"path is not a valid regular expression: {exc}",
+                       field="path") from None
+
+
+def _state(services: Services) -> dict[str, object]:
+    engine = services.engine
+    summary = engine.summary()
+    settings = services.rate_limiter.settings
+    return {
+        "seed": services.config.seed,
+        "clock": {"now": render.timestamp(services.clock.now()), "frozen": services.clock.frozen},
+        "market_mode": str(engine.market_mode), "market_open": engine.market_status().is_open,
+        "accounts": summary.accounts, "orders": summary.orders, "open_orders": summary.open_orders,
+        "positions": summary.positions,
+        "rate_limit": {"capacity": settings.capacity, "refill_per_second": settings.refill_per_second},
+        "faults": len(services.faults), "journal_size": len(services.journal),
+        "journal_capacity": services.journal.capacity,
+    }
 
 
 def _rate_limit(call: Call) -> dict[str, object]:

@@ -7,10 +7,22 @@ from decimal import Decimal
 from typing import Any
 
 from mock_server.domain.ai import RecommendationSetView
+from mock_server.domain.faults import Fault
+from mock_server.domain.journal import JournalEntry
 from mock_server.domain.market.hours import MarketStatus
 from mock_server.domain.market.simulator import Quote
 from mock_server.domain.trading.batch import BatchOutcome
-from mock_server.domain.trading.models import AccountView, OrderView, PositionUpdateResult, PositionView
+from mock_server.domain.trading.models import (
+    AccountView,
+    ClosedPosition,
+    OrderView,
+    PositionUpdateResult,
+    PositionView,
+)
+from mock_server.domain.webhooks.alerts import Alert
+from mock_server.domain.webhooks.dispatcher import DeliveryView, EventRecord
+from mock_server.domain.webhooks.endpoints import Endpoint
+from mock_server.domain.webhooks.events import EventType
 from mock_server.web.errors import error_body
 
 
@@ -49,6 +61,20 @@ def position(view: PositionView) -> dict[str, Any]:
         "unrealized_pl": float(view.unrealized_pl), "unrealized_pl_percent": float(view.unrealized_pl_percent),
         "opened_at": timestamp(view.opened_at), "updated_at": timestamp(view.updated_at),
     }
+
+
+def closed_position(view: ClosedPosition) -> dict[str, Any]:
+    return {
+        "symbol": view.symbol, "quantity_closed": view.quantity_closed,
+        "average_entry_price": float(view.average_entry_price), "exit_price": float(view.exit_price),
+        "realized_pl": float(view.realized_pl), "opened_at": timestamp(view.opened_at),
+        "closed_at": timestamp(view.closed_at),
+    }
+
+
+def alert(view: Alert) -> dict[str, Any]:
+    return {"id": view.id, "kind": str(view.kind), "symbol": view.symbol, "message": view.message,
+            "threshold_percent": _number(view.threshold_percent), "observed_percent": _number(view.observed_percent)}
 
 
 def position_update(result: PositionUpdateResult) -> dict[str, Any]:
@@ -100,3 +126,48 @@ def batch_outcome(outcome: BatchOutcome) -> dict[str, Any]:
     elif outcome.result is not None:
         rendered["result"] = order(outcome.result)
     return rendered
+
+
+def webhook_endpoint(view: Endpoint) -> dict[str, Any]:
+    events = None if view.events is None else [str(kind) for kind in EventType if kind in view.events]
+    return {"id": view.id, "url": view.url, "secret": view.secret, "events": events, "source": str(view.source),
+            "created_at": timestamp(view.created_at)}
+
+
+def webhook_delivery(view: DeliveryView) -> dict[str, Any]:
+    return {
+        "endpoint_id": view.endpoint_id, "url": view.url, "status": str(view.status),
+        "attempts": [{"number": a.number, "attempted_at": timestamp(a.at), "status_code": a.status_code,
+                      "latency_ms": a.latency_ms, "error": a.error, "succeeded": a.succeeded}
+                     for a in view.attempts],
+        "next_attempt_at": _time(view.next_attempt_at), "error": view.error,
+    }
+
+
+def webhook_event(record: EventRecord) -> dict[str, Any]:
+    """``payload`` is the document every attempt sends (the same JSON, re-serialized)."""
+    event = record.event
+    return {"id": event.id, "type": str(event.type), "created_at": timestamp(event.created_at),
+            "account_id": event.account_id, "status": str(record.status), "payload": event.payload,
+            "deliveries": [webhook_delivery(delivery) for delivery in record.deliveries]}
+
+
+def fault(view: Fault) -> dict[str, Any]:
+    request = view.request
+    return {
+        "id": view.id, "operation": request.operation, "path": request.path, "latency_ms": request.latency_ms,
+        "error_code": None if request.error_code is None else int(request.error_code), "status": request.status,
+        "drop_connection": request.drop_connection, "stream_disconnect_after": request.stream_disconnect_after,
+        "message": request.message, "retry_after": request.retry_after, "count": request.count,
+        "probability": request.probability, "applied": view.applied, "remaining": view.remaining,
+        "created_at": timestamp(view.created_at),
+    }
+
+
+def journal_entry(entry: JournalEntry) -> dict[str, Any]:
+    return {
+        "request_id": entry.request_id, "timestamp": timestamp(entry.timestamp), "method": entry.method,
+        "path": entry.path, "query": entry.query, "headers": entry.headers, "body": entry.body,
+        "body_truncated": entry.body_truncated, "status": entry.status, "operation": entry.operation,
+        "duration_ms": entry.duration_ms,
+    }

@@ -1,8 +1,9 @@
 """The route table built from the spec, and the one pipeline every operation's request goes through.
 
 Handlers are bound to spec operations by operationId; the URL rule, method, scopes, and request validators all
-come from openapi.yaml. The pipeline, in order: authenticate and check scope → read and parse the body →
-validate path, query, headers and body → rate-limit → Idempotency-Key → the handler.
+come from openapi.yaml. The pipeline, in order: injected faults (API operations only; `web/faults.py`) →
+authenticate and check scope → read and parse the body → validate path, query, headers and body → rate-limit →
+Idempotency-Key → the handler.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mock_server.domain.oauth.tokens import Principal
 from mock_server.services import Services
 from mock_server.spec.document import Operation, SpecDocument
 from mock_server.spec.validation import ABSENT, InvalidInput, RequestValidator, ValidInput
+from mock_server.web import faults
 from mock_server.web.errors import HttpError, error_response
 
 REALM = 'Bearer realm="tradefence"'
@@ -59,6 +61,8 @@ class Api:
         self.document = document
         self._validators = {op.operation_id: RequestValidator(document, op) for op in document.operations}
         self._endpoints: dict[str, Operation] = {}
+        # What a fault may force on each API operation: the statuses it documents the error envelope for.
+        self.forcible = faults.forcible_statuses(document)
 
     def route(self, blueprint: Blueprint, operation_id: str, *, cost: Callable[[ValidInput], int] | None = None,
               idempotent: bool = False, on_invalid: ErrorRenderer | None = None) -> Callable[[Handler], Handler]:
@@ -67,9 +71,14 @@ class Api:
         OAuth endpoints, whose error formats RFC 6749 fixes."""
         validator = self._validators[operation_id]
         operation = validator.operation
+        forcible = self.forcible.get(operation_id)
 
         def register(handler: Handler) -> Handler:
             def view(**path: str) -> ResponseReturnValue:
+                if forcible is not None:
+                    forced = faults.inject(services(), operation, forcible)
+                    if forced is not None:
+                        return forced
                 principal = _authenticate(operation) if operation.secured else ANONYMOUS
                 try:
                     inputs = validator.validate(path=path, query=request.args, headers=request.headers,
@@ -96,6 +105,11 @@ class Api:
     def operation_for(self, endpoint: str) -> Operation:
         return self._endpoints[endpoint]
 
+    def operation_id_for(self, endpoint: str | None) -> str | None:
+        """The operationId a Flask endpoint serves; None for routes that are no spec operation (the stream)."""
+        operation = self._endpoints.get(endpoint or "")
+        return operation.operation_id if operation is not None else None
+
     def missing_handlers(self) -> list[str]:
         bound = {op.operation_id for op in self._endpoints.values()}
         return sorted(op.operation_id for op in self.document.operations if op.operation_id not in bound)
@@ -114,6 +128,9 @@ def _authenticate(operation: Operation) -> Principal:
         description = exc.message.replace('"', "'")
         raise HttpError(exc, {"WWW-Authenticate": f'{REALM}, error="invalid_token", '
                                                   f'error_description="{description}"'}) from None
+    # The client is known from here on: report its bucket (spending nothing) so that refusals before the rate
+    # limit proper (403, 400) also carry X-RateLimit-*, as every /v1 response must.
+    g.rate = services().rate_limiter.take(principal.client_id, 0)
     missing = [scope for scope in operation.scopes if scope not in principal.scopes]
     if missing:
         raise HttpError(

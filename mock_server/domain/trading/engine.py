@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TypeVar
@@ -57,6 +58,16 @@ _MAX_PAGE = 500
 
 
 _ORDER_ID = re.compile(r"^ord_[0-9A-Z]{26}$")
+
+
+@dataclass(frozen=True, slots=True)
+class TradingSummary:
+    """How much the engine holds: accounts, orders (``open_orders``: not yet final) and open positions."""
+
+    accounts: int
+    orders: int
+    open_orders: int
+    positions: int
 
 
 class TradingEngine:
@@ -157,6 +168,15 @@ class TradingEngine:
                  for account in self._all_accounts()]
         return sorted(views, key=lambda view: view.id)
 
+    def summary(self) -> TradingSummary:
+        """Counts over every account, caught up to the clock (for the control plane's state page)."""
+        accounts = self._all_accounts()
+        counts = [self._run(account.subject, lambda acc, _: (len(acc.state.orders), len(acc.state.working),
+                                                            len(acc.state.positions)), account=account)
+                  for account in accounts]
+        return TradingSummary(accounts=len(accounts), orders=sum(c[0] for c in counts),
+                              open_orders=sum(c[1] for c in counts), positions=sum(c[2] for c in counts))
+
     def reset(self, subject: str | None = None) -> None:
         """None drops every account; a subject goes back to its starting cash with no orders or positions."""
         if subject is None:
@@ -232,6 +252,20 @@ class TradingEngine:
             return [self._position_view(account, symbol, now) for symbol in sorted(account.state.positions)]
 
         return self._run(subject, views)
+
+    def open_positions(self) -> list[tuple[str, PositionView]]:
+        """(account id, position) for every open position of every existing account, caught up to the clock.
+
+        For watchers (alerts): unlike ``positions`` it never creates an account, so it cannot bring back one
+        that a reset just dropped.
+        """
+        found: list[tuple[str, PositionView]] = []
+        for account in self._all_accounts():
+            views = self._run(account.subject, lambda acc, _: [
+                self._position_view(acc, symbol, self._clock.now()) for symbol in sorted(acc.state.positions)
+            ], account=account)
+            found += [(account.id, view) for view in views]
+        return found
 
     def position(self, subject: str, symbol: str) -> PositionView:
         self._require_symbol(symbol)
@@ -342,7 +376,7 @@ class TradingEngine:
         if request.time_in_force is TimeInForce.DAY and self._mode is MarketMode.NYSE:
             expires_at = status.next_close
         order = OrderState(
-            id=self._ids.new("ord"), sequence=state.next_sequence, client_order_id=request.client_order_id,
+            id=self._ids.new("ord"), client_order_id=request.client_order_id,
             symbol=symbol, type=request.type, side=request.side, quantity=request.quantity,
             limit_price=request.limit_price, stop_price=request.stop_price, time_in_force=request.time_in_force,
             strategy=request.strategy, created_at=now, updated_at=now, reserve_price=reserve_price,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -101,9 +101,10 @@ class OrderRequest:
 
 
 def _money(value: object) -> Decimal | None:
+    """A request price to the cent, half-even as the spec's ``Price`` says (10.005 -> 10.00, 10.015 -> 10.02)."""
     if value is None:
         return None
-    return cents(Decimal(str(value)))
+    return Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_EVEN)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,6 @@ class OrderState:
     simulator step it was evaluated at, so catch-up never looks at a step twice."""
 
     id: str
-    sequence: int
     client_order_id: str | None
     symbol: str
     type: OrderType
@@ -219,7 +218,6 @@ class AccountState:
     orders: dict[str, OrderState] = field(default_factory=dict)
     working: dict[str, OrderState] = field(default_factory=dict)
     positions: dict[str, PositionState] = field(default_factory=dict)
-    next_sequence: int = 0
 
     @classmethod
     def fresh(cls, cash: Decimal) -> AccountState:
@@ -228,7 +226,6 @@ class AccountState:
     def add_order(self, order: OrderState) -> None:
         self.orders[order.id] = order
         self.working[order.id] = order
-        self.next_sequence = max(self.next_sequence, order.sequence + 1)
 
     def settle(self, order: OrderState) -> None:
         """Forget a final order from the working set; its record stays in ``orders``."""

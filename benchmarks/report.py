@@ -1,0 +1,194 @@
+"""The figures as tables for people, and the targets from the issue, each judged PASS or MISS.
+
+A MISS is a finding, not a failure: the process still exits 0. Lines marked `info` state a figure the issue
+asks to report without a threshold (ratios to the bare responder, Prism's own cold start).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from benchmarks.rest import ENDPOINTS, LABELS
+
+EMULATOR_STACKS = ("werkzeug", "gunicorn")
+STACK_NAMES = {"werkzeug": "emulator, werkzeug threaded (today's CLI)",
+               "gunicorn": "emulator, gunicorn gthread 1 worker x 256 threads",
+               "prism": "Stoplight Prism", "bare": "bare asyncio responder"}
+GET_VS_PRISM = 2.0
+POST_VS_PRISM = 1.5
+P99_CONNECTIONS = 32
+P99_MS = 20.0
+STREAM_CLIENTS = 200
+TICKS_PER_S = 100_000
+LAG_P99_MS = 100.0
+RSS_MIB = 300.0
+COLD_START_S = 0.3
+CONTRACT_S = 300.0
+
+
+def _target(name: str, stack: str, measured: str, passed: bool | None) -> dict[str, Any]:
+    result = "info" if passed is None else ("PASS" if passed else "MISS")
+    return {"target": name, "stack": stack, "measured": measured, "result": result}
+
+
+def _rps(results: dict[str, Any], stack: str, endpoint: str, connections: int) -> float | None:
+    run = results.get("rest", {}).get(stack, {}).get(endpoint, {}).get(str(connections))
+    return None if run is None else float(run["rps"])
+
+
+def _ratios(results: dict[str, Any], stack: str, other: str, endpoint: str) -> list[tuple[int, float]]:
+    ours = results.get("rest", {}).get(stack, {}).get(endpoint, {})
+    theirs = results.get("rest", {}).get(other, {}).get(endpoint, {})
+    pairs = []
+    for key in sorted(set(ours) & set(theirs), key=int):
+        if theirs[key]["rps"]:
+            pairs.append((int(key), ours[key]["rps"] / theirs[key]["rps"]))
+    return pairs
+
+
+def _ratio_text(pairs: list[tuple[int, float]]) -> str:
+    return " / ".join(f"{ratio:.2f}x" for _, ratio in pairs) + " at c=" + "/".join(str(c) for c, _ in pairs)
+
+
+def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+    targets: list[dict[str, Any]] = []
+    rest = results.get("rest", {})
+    for stack in EMULATOR_STACKS:
+        if stack not in rest:
+            continue
+        for endpoint, factor in (("get_order", GET_VS_PRISM), ("create_order", POST_VS_PRISM)):
+            pairs = _ratios(results, stack, "prism", endpoint)
+            if pairs:
+                targets.append(_target(f"{LABELS[endpoint]} >= {factor:g}x Prism req/s", stack,
+                                       _ratio_text(pairs), all(ratio >= factor for _, ratio in pairs)))
+        for endpoint in ENDPOINTS:
+            run = rest[stack].get(endpoint, {}).get(str(P99_CONNECTIONS))
+            if run is not None:
+                targets.append(_target(f"{LABELS[endpoint]} p99 < {P99_MS:g} ms at {P99_CONNECTIONS} connections",
+                                       stack, f"{run['p99_ms']:.1f} ms", run["p99_ms"] < P99_MS))
+        for endpoint in ENDPOINTS:
+            pairs = _ratios(results, stack, "bare", endpoint)
+            if pairs:
+                targets.append(_target(f"{LABELS[endpoint]} vs bare responder", stack, _ratio_text(pairs), None))
+    for stack, levels in results.get("stream", {}).items():
+        run = levels.get(str(STREAM_CLIENTS)) if isinstance(levels, dict) else None
+        if run is None:
+            status = levels.get("status", "not measured") if isinstance(levels, dict) else "not measured"
+            targets.append(_target(f"stream at {STREAM_CLIENTS} clients", stack, f"stream: {status}", False))
+            continue
+        targets.append(_target(f"stream >= {TICKS_PER_S:,} ticks/s to {STREAM_CLIENTS} clients", stack,
+                               f"{run['ticks_per_s']:,.0f} ticks/s", run["ticks_per_s"] >= TICKS_PER_S))
+        targets.append(_target(f"stream lag p99 < {LAG_P99_MS:g} ms at {STREAM_CLIENTS} clients", stack,
+                               f"{run['lag_p99_ms']:.1f} ms", run["lag_p99_ms"] < LAG_P99_MS))
+        targets.append(_target(f"server RSS < {RSS_MIB:g} MiB at {STREAM_CLIENTS} clients", stack,
+                               f"{run['rss_mib']:.0f} MiB", run["rss_mib"] < RSS_MIB))
+    cold = results.get("cold_start", {})
+    if "emulator" in cold:
+        targets.append(_target(f"cold start < {COLD_START_S:g} s (median of 5)", "werkzeug",
+                               f"{cold['emulator']['median_s']:.3f} s", cold["emulator"]["median_s"] < COLD_START_S))
+    if "prism" in cold:
+        targets.append(_target("cold start (median of 5)", "prism", f"{cold['prism']['median_s']:.3f} s", None))
+    contracts = results.get("contracts")
+    if contracts:
+        note = "" if contracts["exit_code"] == 0 else f" (suite exit {contracts['exit_code']}: {contracts['summary']})"
+        targets.append(_target(f"contract suite < {CONTRACT_S / 60:g} min", "in-process",
+                               f"{contracts['seconds']:.1f} s{note}", contracts["seconds"] < CONTRACT_S))
+    return targets
+
+
+# -- tables ---------------------------------------------------------------------------------------------------
+
+def _table(header: list[str], rows: Iterable[list[str]]) -> str:
+    rows = [header, *rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def noisy(results: dict[str, Any], threshold: float) -> list[str]:
+    """Runs (and sections) during which other work used more than ``threshold`` cores."""
+    found = [f"{name} ({cores:.2f})" for name, cores in results.get("background_cores", {}).items()
+             if cores > threshold]
+    for stack, endpoints in results.get("rest", {}).items():
+        for endpoint, levels in endpoints.items():
+            found += [f"{stack} {LABELS[endpoint]} c={c} ({run['foreign_cores']:.2f})" for c, run in levels.items()
+                      if run.get("foreign_cores", 0.0) > threshold]
+    for stack, levels in results.get("stream", {}).items():
+        if isinstance(levels, dict) and "status" not in levels:
+            found += [f"{stack} stream {c} clients ({run['foreign_cores']:.2f})" for c, run in levels.items()
+                      if run.get("foreign_cores", 0.0) > threshold]
+    return found
+
+
+def render(results: dict[str, Any]) -> str:
+    out: list[str] = []
+    rest = results.get("rest", {})
+    stacks = [stack for stack in ("werkzeug", "gunicorn", "prism", "bare") if stack in rest]
+    if stacks:
+        out.append("REST: requests/s and latency p50 / p99 in ms (wrk; " + ", ".join(
+            f"{stack} = {STACK_NAMES[stack]}" for stack in stacks) + ")")
+        ours = [stack for stack in EMULATOR_STACKS if stack in rest]
+        header = ["operation", "conns"] + [f"{s} req/s" for s in stacks] + [f"{s} p50/p99" for s in stacks]
+        header += [f"{s}/{o}" for s in ours for o in ("prism", "bare") if o in rest]
+        header.append("others' cores")
+        rows = []
+        for endpoint in ENDPOINTS:
+            levels = sorted({int(c) for stack in stacks for c in rest[stack].get(endpoint, {})})
+            for connections in levels:
+                row = [LABELS[endpoint], str(connections)]
+                for stack in stacks:
+                    run = rest[stack].get(endpoint, {}).get(str(connections))
+                    row.append(f"{run['rps']:,.0f}" if run else "-")
+                for stack in stacks:
+                    run = rest[stack].get(endpoint, {}).get(str(connections))
+                    row.append(f"{run['p50_ms']:.1f} / {run['p99_ms']:.1f}" if run else "-")
+                for stack in ours:
+                    for other in ("prism", "bare"):
+                        if other not in rest:
+                            continue
+                        mine, theirs = (_rps(results, s, endpoint, connections) for s in (stack, other))
+                        row.append(f"{mine / theirs:.2f}x" if mine and theirs else "-")
+                foreign = [rest[stack][endpoint][str(connections)].get("foreign_cores", 0.0) for stack in stacks
+                           if str(connections) in rest[stack].get(endpoint, {})]
+                row.append(f"{max(foreign):.2f}" if foreign else "-")
+                rows.append(row)
+        out.append(_table(header, rows))
+    stream = results.get("stream", {})
+    if stream:
+        out.append("")
+        out.append("Stream: ticks (quote or trade messages) delivered per second, all clients together")
+        rows = []
+        for stack, levels in stream.items():
+            if "status" in levels:
+                rows.append([stack, "-", f"stream: {levels['status']}", *[""] * 8])
+                continue
+            for clients, run in sorted(levels.items(), key=lambda item: int(item[0])):
+                rows.append([stack, clients, f"{run['ticks_per_s']:,.0f}", f"{run['ceiling_per_s']:,.0f}",
+                             f"{run['lag_p50_ms']:.1f} / {run['lag_p99_ms']:.1f}", f"{run['dropped']:,}",
+                             f"{run['starved']}", f"{run['rss_mib']:.0f}", f"{run['server_cpu']:.2f}",
+                             f"{run['client_cpu']:.2f}", f"{run.get('foreign_cores', 0.0):.2f}"])
+        out.append(_table(["stack", "clients", "ticks/s", "ceiling/s", "lag p50/p99 ms", "dropped", "starved",
+                           "RSS MiB", "server cores", "client cores", "others' cores"], rows))
+    cold = results.get("cold_start", {})
+    contracts = results.get("contracts")
+    if cold or contracts:
+        out.append("")
+        rows = [[f"cold start: {name}", f"{run['median_s']:.3f} s",
+                 ", ".join(f"{t:.3f}" for t in run["runs_s"])] for name, run in cold.items()]
+        if contracts:
+            rows.append(["contract suite (in-process)", f"{contracts['seconds']:.1f} s", contracts["summary"]])
+        out.append(_table(["measure", "median", "runs / outcome"], rows))
+    targets = results.get("targets", [])
+    if targets:
+        out.append("")
+        out.append(_table(["target", "stack", "measured", "result"],
+                          [[t["target"], t["stack"], t["measured"], t["result"]] for t in targets]))
+    for error in results.get("errors", []):
+        out.append(f"HARNESS ERROR: {error}")
+    return "\n".join(out)

@@ -1,0 +1,127 @@
+"""REST throughput and latency: three operations, several connection counts, one server at a time.
+
+- `GET /v1/orders/{id}`: an order the bench placed, read back (auth, scope, rate limit, lookup, render).
+- `POST /v1/orders`: a 1-share MARKET buy of AAPL with a bearer token: auth, JSON body, full validation
+  against the spec, rate limit, a fill at the simulated quote. The bench account starts with a very large
+  cash balance (config `starting_cash`) so that buying power never runs out mid-run.
+- `POST /v1/batch`: 50 `CANCEL_ORDER` operations of unknown (well-formed) order ids: 50 lookups, 50 error
+  results, one 200 response; every operation counts against the rate limit. Unknown ids keep the state the
+  same from the first request to the last (50 resting limit orders per request would pile up thousands of
+  open orders, each re-evaluated as the clock moves, and the run would measure that growth instead).
+
+Before each run one request checks the answer (status and shape); afterwards a run with non-2xx answers or
+socket errors is a harness error, not a figure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from benchmarks import HarnessError
+from benchmarks.load import LoadResult, Request, run
+from benchmarks.procs import CpuMeter, Server, call
+
+ENDPOINTS = ("get_order", "create_order", "batch")
+LABELS = {"get_order": "GET /v1/orders/{id}", "create_order": "POST /v1/orders",
+          "batch": "POST /v1/batch (50 ops)"}
+BATCH_SIZE = 50
+MARKET_ORDER = {"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 1}
+UNLIMITED = {"capacity": 1_000_000, "refill_per_second": 1_000_000}
+
+
+def unknown_order_id(index: int) -> str:
+    return f"ord_{index:026d}"
+
+
+BATCH = {"operations": [{"action": "CANCEL_ORDER", "data": {"order_id": unknown_order_id(i)}}
+                        for i in range(BATCH_SIZE)]}
+
+
+@dataclass(frozen=True)
+class Flavour:
+    """How a kind of server is addressed: its path prefix and how it answers the checks."""
+
+    kind: str  # "emulator", "prism" or "bare"
+    prefix: str  # Prism serves the spec's paths without the servers' /v1
+
+
+EMULATOR = Flavour("emulator", "/v1")
+PRISM = Flavour("prism", "")
+BARE = Flavour("bare", "/v1")
+
+
+def prepare(server: Server, flavour: Flavour) -> dict[str, Request]:
+    """Mint a token, lift the rate limit, place one order to read back; check one answer per endpoint."""
+    port = server.port or 0
+    token, order_id = "bench", "ord_01JD6Q9S1T4ZV7K2X8B3N5M0PA"
+    if flavour.kind in {"emulator", "prism"}:
+        status, body = call(port, "POST", "/_mock/tokens", {"subject": "bench"})
+        if status != 201 or not isinstance(body, dict) or "access_token" not in body:
+            raise HarnessError(f"{server.name}: POST /_mock/tokens answered {status}: {body}")
+        token = body["access_token"]
+    if flavour.kind == "emulator":
+        status, body = call(port, "PUT", "/_mock/rate-limit", UNLIMITED)
+        if status != 200:
+            raise HarnessError(f"{server.name}: PUT /_mock/rate-limit answered {status}: {body}")
+    if flavour.kind in {"emulator", "prism"}:
+        status, body = call(port, "POST", f"{flavour.prefix}/orders", MARKET_ORDER, token)
+        if status != 201 or not isinstance(body, dict):
+            raise HarnessError(f"{server.name}: POST {flavour.prefix}/orders answered {status}: {body}")
+        order_id = body["id"]
+
+    json_headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                    "Accept": "application/json"}
+    requests = {
+        "get_order": Request("GET", f"{flavour.prefix}/orders/{order_id}",
+                             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}),
+        "create_order": Request("POST", f"{flavour.prefix}/orders", json.dumps(MARKET_ORDER).encode(),
+                                json_headers),
+        "batch": Request("POST", f"{flavour.prefix}/batch", json.dumps(BATCH).encode(), json_headers),
+    }
+    for endpoint, request in requests.items():
+        _check(server, flavour, endpoint, request, token, order_id)
+    return requests
+
+
+def _check(server: Server, flavour: Flavour, endpoint: str, request: Request, token: str, order_id: str) -> None:
+    body = json.loads(request.body) if request.body else None
+    status, answer = call(server.port or 0, request.method, request.path, body, token)
+    expected = 201 if endpoint == "create_order" and flavour.kind != "bare" else 200
+    problem = status != expected or not isinstance(answer, dict)
+    if not problem and flavour.kind == "emulator":
+        assert isinstance(answer, dict)
+        if endpoint == "get_order":
+            problem = answer.get("id") != order_id
+        elif endpoint == "create_order":
+            problem = answer.get("status") != "FILLED"
+        else:
+            results = answer.get("results") or [{}]
+            problem = answer.get("failed") != BATCH_SIZE or results[0].get("status") != 404
+    if problem:
+        raise HarnessError(f"{server.name}: {request.method} {request.path} answered {status}: "
+                           f"{json.dumps(answer)[:300]}")
+
+
+def measure(server: Server, flavour: Flavour, connection_counts: Sequence[int], seconds: float,
+            warmup: float, progress: object = print,
+            figures: dict[str, dict[int, LoadResult]] | None = None) -> dict[str, dict[int, LoadResult]]:
+    """Fills ``figures`` (endpoint -> connections -> result) as it goes, so a failure keeps what was measured."""
+    requests = prepare(server, flavour)
+    figures = {} if figures is None else figures
+    for endpoint in ENDPOINTS:
+        figures[endpoint] = {}
+        for connections in connection_counts:
+            with CpuMeter(server) as meter:
+                result = run(server.port or 0, requests[endpoint], connections, seconds, warmup)
+            result.server_cores, result.foreign_cores = meter.server_cores, meter.foreign_cores
+            if result.non_2xx or result.errors or not result.requests:
+                raise HarnessError(f"{server.name} {LABELS[endpoint]} at {connections} connections: "
+                                   f"{result.requests} requests, {result.non_2xx} non-2xx, "
+                                   f"{result.errors} socket errors")
+            figures[endpoint][connections] = result
+            progress(f"  {server.name:<10} {LABELS[endpoint]:<24} c={connections:<3} "  # type: ignore[operator]
+                     f"{result.rps:>9.0f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
+                     f"server {result.server_cores:.2f} cores, others {result.foreign_cores:.2f}")
+    return figures

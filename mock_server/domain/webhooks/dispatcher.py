@@ -1,0 +1,452 @@
+"""Delivering events to endpoints off the request path, in order, with retries on the emulator clock.
+
+Semantics (documented in openapi.yaml and the README):
+
+- Each endpoint has its own lane: a FIFO of deliveries ordered by event time (``created_at``, then publication
+  order) served by its own thread, so a slow endpoint never delays another.
+- Head-of-line blocking: a lane attempts only its head. A later event is never sent before an earlier one to the
+  same endpoint, even while the earlier one is retrying; an event published late (its time is earlier than
+  events already queued but not yet attempted) takes its place in the queue by time.
+- 2xx is success. Anything else, a timeout or a connection error is retried after the next delay of the retry
+  schedule (± seeded jitter), measured on the emulator clock from the end of the attempt: advancing the clock
+  makes due retries fire, freezing it holds them. After the last retry the delivery is ``failed`` and the lane
+  moves on; a failed event can be redelivered.
+- ``stop()`` lets lanes finish what they can within a bounded real-time wait, then reports every delivery still
+  pending (logged with its event id and returned), so shutting down never drops an accepted event silently.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import random
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from mock_server.domain.clock import Clock
+from mock_server.domain.errors import ApiError, ErrorCode
+from mock_server.domain.webhooks import signing
+from mock_server.domain.webhooks.endpoints import Endpoint, EndpointRegistry
+from mock_server.domain.webhooks.events import EventType, WebhookEvent
+
+DEFAULT_SCHEDULE = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0, 120.0)  # seconds before retries 1..7: ~4 minutes in all
+_MAX_PAUSE = 1.0  # a waiting lane re-reads the clock at least this often (real seconds)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # queued, in flight, or waiting for its next retry
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # retries exhausted, or the endpoint was removed
+
+
+class EventStatus(StrEnum):
+    """One word for an event across its deliveries: pending > failed > succeeded; skipped when none wanted it."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What a transport saw: an HTTP status, or an error (timeout, refused connection) and no status."""
+
+    status_code: int | None
+    latency_ms: int
+    error: str | None = None
+
+
+class Transport(Protocol):
+    """POST ``body`` to ``url`` with ``headers``, giving up after ``timeout`` seconds; never raises."""
+
+    def __call__(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> SendResult: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``schedule[i]`` is the delay before retry ``i + 1`` (so ``len(schedule) + 1`` attempts at most);
+    ``jitter`` spreads each delay uniformly over ± that fraction of it."""
+
+    schedule: tuple[float, ...] = DEFAULT_SCHEDULE
+    jitter: float = 0.2
+    timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if any(delay < 0 for delay in self.schedule):
+            raise ValueError("retry delays must not be negative")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter is a fraction in [0, 1)")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+
+    def delay(self, failures: int, rng: random.Random) -> timedelta | None:
+        """The wait after the ``failures``-th failed attempt of a round; None when the retries are used up."""
+        if failures > len(self.schedule):
+            return None
+        base = self.schedule[failures - 1]
+        return timedelta(seconds=max(0.0, base * (1 + self.jitter * (2 * rng.random() - 1))))
+
+
+@dataclass(frozen=True)
+class Attempt:
+    number: int
+    at: datetime  # emulator time the attempt started; its webhook-timestamp
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    endpoint_id: str
+    url: str
+    status: DeliveryStatus
+    attempts: tuple[Attempt, ...]
+    next_attempt_at: datetime | None
+    error: str | None  # why it failed when no attempt says so (endpoint removed, retries used up)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """An event with the state of its delivery to each endpoint that wanted it."""
+
+    event: WebhookEvent
+    status: EventStatus
+    deliveries: tuple[DeliveryView, ...]
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    """A delivery not finished when the dispatcher stopped (or dropped by a reset)."""
+
+    event_id: str
+    event_type: EventType
+    endpoint_id: str
+    url: str
+    attempts: int
+
+
+@dataclass(eq=False)
+class _Delivery:
+    event: WebhookEvent
+    endpoint: Endpoint
+    key: tuple[datetime, int]  # (event time, publication sequence): the lane's order
+    next_at: datetime
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: list[Attempt] = field(default_factory=list)
+    failures: int = 0  # failed attempts of the current round (a redelivery starts a new round)
+    error: str | None = None
+
+    def view(self) -> DeliveryView:
+        pending = self.status is DeliveryStatus.PENDING
+        return DeliveryView(self.endpoint.id, self.endpoint.url, self.status, tuple(self.attempts),
+                            self.next_at if pending else None, self.error)
+
+    def pending(self) -> PendingDelivery:
+        return PendingDelivery(self.event.id, self.event.type, self.endpoint.id, self.endpoint.url,
+                               len(self.attempts))
+
+
+@dataclass(eq=False)
+class _Record:
+    event: WebhookEvent
+    sequence: int
+    deliveries: dict[str, _Delivery] = field(default_factory=dict)
+
+    def status(self) -> EventStatus:
+        states = {delivery.status for delivery in self.deliveries.values()}
+        if not states:
+            return EventStatus.SKIPPED
+        if DeliveryStatus.PENDING in states:
+            return EventStatus.PENDING
+        if DeliveryStatus.FAILED in states:
+            return EventStatus.FAILED
+        return EventStatus.SUCCEEDED
+
+    def view(self) -> EventRecord:
+        return EventRecord(self.event, self.status(), tuple(d.view() for d in self.deliveries.values()))
+
+
+@dataclass(eq=False)
+class _Lane:
+    endpoint_id: str
+    queue: list[_Delivery] = field(default_factory=list)
+    busy: bool = False  # the head is in flight
+    closed: bool = False  # the endpoint was removed
+    thread: threading.Thread | None = None
+
+    def insert(self, delivery: _Delivery) -> None:
+        """By event time, but never ahead of a head that has started its round (HOL blocking)."""
+        start = 1 if self.queue and (self.busy or self.queue[0].failures) else 0
+        keys = [queued.key for queued in self.queue[start:]]
+        self.queue.insert(start + bisect.bisect_right(keys, delivery.key), delivery)
+
+
+class Dispatcher:
+    """Queues events per endpoint and delivers them on per-endpoint threads (started on first use)."""
+
+    def __init__(self, endpoints: EndpointRegistry, clock: Clock, transport: Transport, policy: RetryPolicy,
+                 rng: random.Random, *, max_events: int = 10_000) -> None:
+        self._endpoints = endpoints
+        self._clock = clock
+        self._transport = transport
+        self._policy = policy
+        self._rng = rng
+        self._max_events = max_events
+        self._cond = threading.Condition()
+        self._records: dict[str, _Record] = {}
+        self._lanes: dict[str, _Lane] = {}
+        self._sequence = 0
+        self._closing = False
+        self._stopped = False
+        self._log = logging.getLogger(__name__)
+        clock.on_change(self._wake)
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return self._policy
+
+    # -- publishing and reading ---------------------------------------------------------------------------------
+
+    def publish(self, event: WebhookEvent) -> EventRecord:
+        """Record ``event`` and queue it for every endpoint that wants its type; returns at once."""
+        now = self._clock.now()
+        with self._cond:
+            self._sequence += 1
+            record = _Record(event, self._sequence)
+            self._records[event.id] = record
+            for endpoint in self._endpoints.all():
+                if endpoint.wants(event.type):
+                    self._enqueue(record, endpoint, now)
+            self._trim()
+            if self._stopped and record.deliveries:
+                self._log.warning("webhook dispatcher is stopped: event %s (%s) will not be delivered",
+                                  event.id, event.type)
+            self._cond.notify_all()
+            return record.view()
+
+    def event(self, event_id: str) -> EventRecord:
+        with self._cond:
+            return self._record(event_id).view()
+
+    def events(self, *, status: EventStatus | None = None, event_type: EventType | None = None,
+               limit: int = 100) -> list[EventRecord]:
+        """Newest first."""
+        found: list[EventRecord] = []
+        with self._cond:
+            for record in reversed(self._records.values()):
+                if len(found) >= limit:
+                    break
+                if event_type is not None and record.event.type != event_type:
+                    continue
+                if status is not None and record.status() != status:
+                    continue
+                found.append(record.view())
+        return found
+
+    def redeliver(self, event_id: str, endpoint_id: str | None = None) -> EventRecord:
+        """Send an event again as a new round of attempts (same id and body, fresh retries).
+
+        Without ``endpoint_id``: to every endpoint whose delivery failed and that is still registered. With it: to
+        that endpoint, whatever happened before (even if the event was published before it was registered).
+        A delivery still pending is left as it is.
+        """
+        now = self._clock.now()
+        with self._cond:
+            record = self._record(event_id)
+            if endpoint_id is not None:
+                endpoint = self._endpoints.get(endpoint_id)
+                if endpoint is None:
+                    raise ApiError(ErrorCode.NOT_FOUND, f"No webhook endpoint {endpoint_id}", field="endpoint_id")
+                targets = [endpoint]
+            else:
+                targets = [endpoint for endpoint in self._endpoints.all()
+                           if (delivery := record.deliveries.get(endpoint.id)) is not None
+                           and delivery.status is DeliveryStatus.FAILED]
+            for endpoint in targets:
+                delivery = record.deliveries.get(endpoint.id)
+                if delivery is not None and delivery.status is DeliveryStatus.PENDING:
+                    continue
+                self._enqueue(record, endpoint, now, previous=delivery)
+            self._cond.notify_all()
+            return record.view()
+
+    # -- endpoints going away, reset, shutdown ------------------------------------------------------------------
+
+    def endpoint_removed(self, endpoint_id: str) -> list[PendingDelivery]:
+        """Fail what was still queued for a removed endpoint and return it (an in-flight attempt still finishes)."""
+        with self._cond:
+            lane = self._lanes.pop(endpoint_id, None)
+            if lane is None:
+                return []
+            lane.closed = True
+            abandoned = self._abandon(lane, "the endpoint was removed")
+            self._cond.notify_all()
+        return abandoned
+
+    def reset(self, removed: list[str]) -> list[PendingDelivery]:
+        """Forget every event; close the lanes of ``removed`` endpoints. Dropped pending deliveries are logged."""
+        with self._cond:
+            dropped: list[PendingDelivery] = []
+            for endpoint_id, lane in list(self._lanes.items()):
+                dropped += self._abandon(lane, "the emulator was reset")
+                if endpoint_id in removed:
+                    lane.closed = True
+                    del self._lanes[endpoint_id]
+            self._records.clear()
+            self._cond.notify_all()
+        if dropped:
+            self._log.warning("reset dropped %d pending webhook deliveries: %s", len(dropped), _describe(dropped))
+        return dropped
+
+    def stop(self, grace: float = 5.0) -> list[PendingDelivery]:
+        """Stop accepting work after letting lanes finish for at most ``grace`` real seconds; return (and log)
+        what is still pending. Real time, not the emulator clock, bounds the wait: a frozen clock must not make
+        shutdown hang. It returns early once nothing left can progress within the grace (e.g. every remaining
+        retry is due after it, or the clock is frozen before it)."""
+        deadline = time.monotonic() + max(0.0, grace)
+        with self._cond:
+            if self._stopped:  # stopping twice reports again, without waiting again
+                return [delivery.pending() for lane in self._lanes.values() for delivery in lane.queue]
+            self._closing = True
+            self._cond.notify_all()
+            while (remaining := deadline - time.monotonic()) > 0 and self._can_progress(remaining):
+                self._cond.wait(min(remaining, 0.05))
+            self._stopped = True
+            self._cond.notify_all()
+            threads = [lane.thread for lane in self._lanes.values() if lane.thread is not None]
+            pending = [delivery.pending() for lane in self._lanes.values() for delivery in lane.queue]
+        for thread in threads:
+            thread.join(timeout=0.5)  # an attempt in flight is reported as pending; its thread is a daemon
+        if pending:
+            self._log.warning("webhook dispatcher stopped with %d pending deliveries: %s", len(pending),
+                              _describe(pending))
+        return pending
+
+    # -- internals (callers hold self._cond unless said otherwise) ----------------------------------------------
+
+    def _record(self, event_id: str) -> _Record:
+        record = self._records.get(event_id)
+        if record is None:
+            raise ApiError(ErrorCode.NOT_FOUND, f"No webhook event {event_id}")
+        return record
+
+    def _enqueue(self, record: _Record, endpoint: Endpoint, now: datetime, *,
+                 previous: _Delivery | None = None) -> None:
+        delivery = _Delivery(record.event, endpoint, (record.event.created_at, record.sequence), next_at=now)
+        if previous is not None:
+            delivery.attempts = previous.attempts  # the history stays; the new round starts from zero failures
+        record.deliveries[endpoint.id] = delivery
+        lane = self._lanes.get(endpoint.id)
+        if lane is None:
+            lane = self._lanes[endpoint.id] = _Lane(endpoint.id)
+        lane.insert(delivery)
+        if not self._stopped and (lane.thread is None or not lane.thread.is_alive()):
+            lane.thread = threading.Thread(target=self._work, args=(lane,), name=f"webhooks-{endpoint.id}",
+                                           daemon=True)
+            lane.thread.start()
+
+    def _abandon(self, lane: _Lane, reason: str) -> list[PendingDelivery]:
+        abandoned = []
+        for delivery in lane.queue:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.error = reason
+            abandoned.append(delivery.pending())
+        lane.queue.clear()
+        return abandoned
+
+    def _trim(self) -> None:
+        """Keep at most ``max_events`` records, forgetting the oldest that have nothing pending."""
+        excess = len(self._records) - self._max_events
+        if excess <= 0:
+            return
+        for event_id in [event_id for event_id, record in self._records.items()
+                         if record.status() is not EventStatus.PENDING][:excess]:
+            del self._records[event_id]
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _can_progress(self, remaining: float) -> bool:
+        horizon = self._clock.now() + (timedelta(0) if self._clock.frozen else timedelta(seconds=remaining))
+        return any(lane.busy or (lane.queue and lane.queue[0].next_at <= horizon) for lane in self._lanes.values())
+
+    def _next_due(self, lane: _Lane) -> _Delivery | None:
+        """Wait until the lane's head is due; None when the lane should end."""
+        while True:
+            if self._stopped or lane.closed or (self._closing and not lane.queue):
+                return None
+            if not lane.queue:
+                self._cond.wait()
+                continue
+            head = lane.queue[0]
+            now = self._clock.now()
+            if head.next_at <= now:
+                return head
+            wait = _MAX_PAUSE if self._clock.frozen else min(_MAX_PAUSE, (head.next_at - now).total_seconds())
+            self._cond.wait(wait)
+
+    def _work(self, lane: _Lane) -> None:
+        """One endpoint's thread: attempt the head when due, record the outcome, repeat."""
+        while True:
+            with self._cond:
+                head = self._next_due(lane)
+                if head is None:
+                    return
+                lane.busy = True
+                number = len(head.attempts) + 1
+                started = self._clock.now()
+            result = self._send(head, started)
+            with self._cond:
+                lane.busy = False
+                self._finish(lane, head, Attempt(number, started, result.status_code, result.latency_ms,
+                                                 result.error))
+                self._cond.notify_all()
+
+    def _send(self, delivery: _Delivery, at: datetime) -> SendResult:
+        """Outside the lock: sign with the attempt's own timestamp and hand the request to the transport."""
+        event = delivery.event
+        headers = {"content-type": "application/json", "user-agent": "Tradefence-Sandbox-Webhooks/1",
+                   **signing.headers(delivery.endpoint.secret, event.id, int(at.timestamp()), event.body)}
+        try:
+            return self._transport(delivery.endpoint.url, event.body, headers, self._policy.timeout)
+        except Exception as exc:  # a transport must not raise; if one does, it is a failed attempt, not a dead lane
+            self._log.exception("webhook transport failed for %s", event.id)
+            return SendResult(None, 0, f"transport error: {exc}")
+
+    def _finish(self, lane: _Lane, delivery: _Delivery, attempt: Attempt) -> None:
+        delivery.attempts.append(attempt)
+        if not lane.queue or lane.queue[0] is not delivery:
+            # Abandoned while in flight (endpoint removed, reset): keep the record of what happened, nothing more.
+            if attempt.succeeded:
+                delivery.status = DeliveryStatus.SUCCEEDED
+            return
+        if attempt.succeeded:
+            delivery.status = DeliveryStatus.SUCCEEDED
+            lane.queue.pop(0)
+            return
+        delivery.failures += 1
+        delay = self._policy.delay(delivery.failures, self._rng)
+        if delay is None:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.error = f"gave up after {delivery.failures} attempts"
+            lane.queue.pop(0)
+            self._log.warning("webhook %s to %s failed after %d attempts (last: %s)", delivery.event.id,
+                              delivery.endpoint.url, delivery.failures, attempt.error or attempt.status_code)
+            return
+        delivery.next_at = self._clock.now() + delay
+
+
+def _describe(pending: list[PendingDelivery]) -> str:
+    return ", ".join(f"{p.event_id} ({p.event_type}) -> {p.endpoint_id} {p.url}" for p in pending)

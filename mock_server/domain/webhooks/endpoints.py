@@ -1,0 +1,114 @@
+"""Registered webhook endpoints: a URL, its ``whsec_`` secret and an optional filter of event types."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from mock_server.domain.clock import Clock
+from mock_server.domain.errors import ApiError, ErrorCode
+from mock_server.domain.ids import IdGenerator
+from mock_server.domain.webhooks.events import EventType
+from mock_server.domain.webhooks.signing import check_secret, new_secret
+
+
+class EndpointSource(StrEnum):
+    CONFIG = "config"  # from the config file or TRADEFENCE_WEBHOOK_URL: survives a reset
+    CONTROL = "control"  # registered through /_mock/webhooks: a reset removes it
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: str
+    url: str
+    secret: str
+    events: frozenset[EventType] | None  # None: every event type
+    created_at: datetime
+    source: EndpointSource
+
+    def wants(self, event_type: EventType) -> bool:
+        return self.events is None or event_type in self.events
+
+
+def check_url(url: str) -> str:
+    """Return ``url`` if it is an absolute http(s) URL with a host; raise ValueError otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise ValueError("a webhook URL is an absolute http:// or https:// URL with a host")
+    return url
+
+
+def check_events(events: Iterable[str]) -> frozenset[EventType]:
+    """The filter as event types; raise ValueError naming an unknown one or an empty list."""
+    chosen = set()
+    for name in events:
+        try:
+            chosen.add(EventType(name))
+        except ValueError:
+            raise ValueError(f"unknown event type {name!r} (known: {', '.join(EventType)})") from None
+    if not chosen:
+        raise ValueError("an event filter names at least one event type (leave it out for all of them)")
+    return frozenset(chosen)
+
+
+class EndpointRegistry:
+    """Thread-safe set of endpoints in registration order; secrets it makes come from the seeded ``rng``."""
+
+    def __init__(self, ids: IdGenerator, clock: Clock, rng: random.Random) -> None:
+        self._ids = ids
+        self._clock = clock
+        self._rng = rng
+        self._lock = threading.Lock()
+        self._endpoints: dict[str, Endpoint] = {}
+
+    def add(self, url: str, *, secret: str | None = None, events: Iterable[str] | None = None,
+            source: EndpointSource = EndpointSource.CONTROL) -> Endpoint:
+        """Register an endpoint; a bad url, secret or filter is ``4000`` naming the field."""
+        checked_events: frozenset[EventType] | None = None
+        try:
+            check_url(url)
+        except ValueError as exc:
+            raise ApiError(ErrorCode.INVALID_REQUEST, f"url: {exc}", field="url") from None
+        if secret is not None:
+            try:
+                check_secret(secret)
+            except ValueError as exc:
+                raise ApiError(ErrorCode.INVALID_REQUEST, f"secret: {exc}", field="secret") from None
+        if events is not None:
+            try:
+                checked_events = check_events(events)
+            except ValueError as exc:
+                raise ApiError(ErrorCode.INVALID_REQUEST, f"events: {exc}", field="events") from None
+        with self._lock:
+            endpoint = Endpoint(id=self._ids.new("we"), url=url, secret=secret or new_secret(self._rng),
+                                events=checked_events, created_at=self._clock.now(), source=source)
+            self._endpoints[endpoint.id] = endpoint
+        return endpoint
+
+    def remove(self, endpoint_id: str) -> Endpoint:
+        with self._lock:
+            endpoint = self._endpoints.pop(endpoint_id, None)
+        if endpoint is None:
+            raise ApiError(ErrorCode.NOT_FOUND, f"No webhook endpoint {endpoint_id}")
+        return endpoint
+
+    def get(self, endpoint_id: str) -> Endpoint | None:
+        with self._lock:
+            return self._endpoints.get(endpoint_id)
+
+    def all(self) -> list[Endpoint]:
+        with self._lock:
+            return list(self._endpoints.values())
+
+    def reset(self) -> list[Endpoint]:
+        """Drop the endpoints registered through the control plane; return them."""
+        with self._lock:
+            dropped = [e for e in self._endpoints.values() if e.source is EndpointSource.CONTROL]
+            for endpoint in dropped:
+                del self._endpoints[endpoint.id]
+        return dropped

@@ -1,0 +1,128 @@
+"""Applying injected faults to an API request: the web half of `domain/faults.py`.
+
+The domain decides which faults fire; this module makes them happen over HTTP: it sleeps for the latency,
+renders a forced error through the normal envelope (with the headers that error always carries), or closes the
+socket without answering. It runs first in the pipeline (`web/routing.py`), before authentication, as a failing
+gateway in front of the API would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import socket
+import time
+from collections.abc import Mapping
+
+from flask import Response, g, request
+
+from mock_server.domain.errors import ApiError, ErrorCode
+from mock_server.domain.faults import FORCIBLE_STATUSES, Outcome
+from mock_server.domain.ratelimit import RateDecision
+from mock_server.services import Services
+from mock_server.spec.document import Operation, SpecDocument
+from mock_server.web.errors import error_response
+
+log = logging.getLogger("tradefence.faults")
+CONTROL_PREFIX = "/_mock"
+_ERROR_SCHEMA = "#/components/schemas/Error"
+_REALM = 'Bearer realm="tradefence"'
+
+
+def applies_to(operation: Operation) -> bool:
+    """Faults are for the API (`/v1`, `/authorize`, `/token`), never for the control plane that sets them."""
+    return not operation.url_path.startswith(CONTROL_PREFIX)
+
+
+def forcible_statuses(document: SpecDocument) -> dict[str, frozenset[int]]:
+    """For every API operation, the statuses at which it documents the error envelope: what a fault may force
+    there without the response breaking the spec (`/token`'s RFC 6749 400 and 401, for one, are not)."""
+    found: dict[str, frozenset[int]] = {}
+    for operation in document.operations:
+        if not applies_to(operation):
+            continue
+        responses: Mapping[str, dict] = document.pointer(
+            "#/paths/" + operation.path.replace("~", "~0").replace("/", "~1") + f"/{operation.method.lower()}"
+            "/responses")
+        statuses: set[int] = set()
+        for key, entry in responses.items():
+            schema = document.resolve(entry).get("content", {}).get("application/json", {}).get("schema", {})
+            if schema.get("$ref") != _ERROR_SCHEMA:
+                continue
+            if key.isdigit():
+                statuses.add(int(key))
+            elif key.upper() == "5XX":
+                statuses.update(FORCIBLE_STATUSES)
+        found[operation.operation_id] = frozenset(statuses)
+    return found
+
+
+def inject(services: Services, operation: Operation, forcible: frozenset[int]) -> Response | None:
+    """Apply whatever faults fire for this request; a response means "answer this instead"."""
+    injection = services.faults.take(operation.operation_id, request.path, forcible)
+    if injection.empty:
+        return None
+    g.faults = injection.fault_ids
+    if injection.latency_ms:
+        time.sleep(injection.latency_ms / 1000)
+    outcome = injection.outcome
+    if outcome is None:
+        return None
+    if outcome.drop_connection:
+        return _drop()
+    return _forced(services, operation, outcome)
+
+
+def _forced(services: Services, operation: Operation, outcome: Outcome) -> Response:
+    assert outcome.code is not None and outcome.status is not None
+    headers: dict[str, str] = {}
+    client_id = _caller(services) if operation.secured else None
+    if client_id is not None:
+        g.rate = services.rate_limiter.take(client_id, 0)  # X-RateLimit-* on every /v1 answer, this one too
+    if outcome.code is ErrorCode.RATE_LIMIT_EXCEEDED:
+        settings = services.rate_limiter.settings
+        limit = g.rate.limit if client_id is not None else settings.capacity
+        g.rate = RateDecision(allowed=False, limit=limit, remaining=0,
+                              reset_seconds=math.ceil(limit / settings.refill_per_second),
+                              retry_after=outcome.retry_after or 1)
+    elif outcome.code is ErrorCode.INVALID_CREDENTIALS:
+        description = outcome.message.replace('"', "'")
+        headers["WWW-Authenticate"] = f'{_REALM}, error="invalid_token", error_description="{description}"'
+    elif outcome.code is ErrorCode.INSUFFICIENT_SCOPE:
+        headers["WWW-Authenticate"] = f'{_REALM}, error="insufficient_scope", scope="{" ".join(operation.scopes)}"'
+    response = error_response(ApiError(outcome.code, outcome.message, retry_after=outcome.retry_after), headers)
+    response.status_code = outcome.status  # 502 keeps code 5000
+    return response
+
+
+def _caller(services: Services) -> str | None:
+    """The client of a valid bearer token, if the request has one (a fault never refuses for a bad token)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    try:
+        return services.oauth.verify(token.strip()).client_id
+    except ApiError:
+        return None
+
+
+def _drop() -> Response:
+    """Close the connection without a byte of answer; the client sees a connection error at once.
+
+    The built-in server (werkzeug) gives the socket in the WSGI environment: shut it down both ways, and the
+    server's attempt to write the response below fails as a dropped connection, which it ignores. Under another
+    server there is no socket to close, so answer 502 with a message saying why.
+    """
+    g.dropped = True
+    connection = request.environ.get("werkzeug.socket")
+    if connection is None:
+        log.warning("drop_connection needs the built-in server; answering 502 instead")
+        g.dropped = False
+        response = error_response(ApiError(ErrorCode.INTERNAL_ERROR, "drop_connection fault: this server cannot "
+                                                                     "close the connection; 502 instead"))
+        response.status_code = 502
+        return response
+    with contextlib.suppress(OSError):  # the client is gone already
+        connection.shutdown(socket.SHUT_RDWR)
+    return Response(status=500)

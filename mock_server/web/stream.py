@@ -1,0 +1,183 @@
+"""`/market-data`: the websocket adapter between flask-sock and the domain's StreamHub.
+
+Each connection's request thread is its only sender: it waits for work, handles what the client sent, then
+writes what the hub queued. simple_websocket's reader thread also writes (pings, pongs, close replies) and its
+`send` takes no lock, so the socket is wrapped so that writes take turns and always go out whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from types import MappingProxyType
+from typing import Any
+
+from flask import request
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed, Server
+
+from mock_server.domain.errors import ErrorCode
+from mock_server.domain.market.simulator import Quote, Trade
+from mock_server.domain.stream import (
+    Authenticated,
+    Connection,
+    Heartbeat,
+    Outgoing,
+    StreamFault,
+    StreamHub,
+    Subscribed,
+)
+from mock_server.spec.document import SpecDocument
+from mock_server.spec.validation import InvalidInput, SchemaValidator
+from mock_server.web.render import timestamp
+from mock_server.web.routing import services
+
+PATH = "/market-data"
+# Pings find clients that vanished without closing the TCP connection; the size cap bounds what one client
+# message may cost (the largest valid one, 200 symbols, is ~3 KB).
+SERVER_OPTIONS = MappingProxyType({"ping_interval": 25, "max_message_size": 64 * 1024})
+# A fixed, modest kernel send buffer (Linux would otherwise grow it to 4 MB): a slow client then falls behind
+# in its outbox, where the drop-oldest policy and seq gaps apply, not in seconds of data hidden in the kernel.
+SEND_BUFFER_BYTES = 128 * 1024
+_CLOSE_HANDSHAKE_SECONDS = 2.0  # how long a client may take to answer our close frame
+_POLL_SECONDS = 1.0  # a safety net only: the hub and the reader thread both wake the sender at once
+
+
+def register(sock: Sock, document: SpecDocument) -> None:
+    """Add the `/market-data` route to the app `sock` was made for."""
+    messages = SchemaValidator(document, document.schema_ref("StreamClientMessage"))
+
+    @sock.route(PATH)
+    def market_data(ws: Server) -> None:
+        hub: StreamHub = services().stream
+        wire = _SerializedSocket(ws.sock)
+        wire.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        ws.sock = wire
+        connection = hub.connect(ws.event.set, wire.abort, token=_handshake_token())
+        try:
+            _serve(ws, connection, hub, messages)
+        except (ConnectionClosed, OSError):
+            pass  # the client went away (or was aborted at shutdown): nothing left to say to it
+        finally:
+            hub.disconnect(connection)
+            # Let the reader thread finish the close handshake (it sends the reply to a client's close), then end
+            # our side of the TCP stream. Werkzeug writes an HTTP response after every handler, flask-sock's
+            # included; after a close frame a client would read it as a broken frame (Node's `ws` does).
+            # With our side shut down, that write fails as a dropped connection and never reaches the client.
+            ws.thread.join(timeout=_CLOSE_HANDSHAKE_SECONDS)
+            wire.finish()
+
+
+def _serve(ws: Server, connection: Connection, hub: StreamHub, messages: SchemaValidator) -> None:
+    while True:
+        ws.event.wait(_POLL_SECONDS)
+        ws.event.clear()  # anything that sets it from now on is seen by the next round
+        while (raw := ws.receive(timeout=0)) is not None:
+            _handle(raw, connection, hub, messages)
+        batch, closing = connection.take()
+        for item in batch:
+            ws.send(render(item))
+        if closing is not None:
+            ws.close(closing.code, closing.reason)
+            return
+        if not ws.connected:
+            return
+
+
+def _handle(raw: str | bytes, connection: Connection, hub: StreamHub, messages: SchemaValidator) -> None:
+    """Parse (4001), validate against StreamClientMessage (4000), then one hub call. Errors keep the socket."""
+    try:
+        message = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        hub.report(connection, ErrorCode.MALFORMED_JSON, f"The message is not valid JSON: {exc}")
+        return
+    try:
+        messages.check(message, root="")
+    except InvalidInput as exc:
+        hub.report(connection, ErrorCode.INVALID_REQUEST, f"Invalid message: {exc.message}", field=exc.field)
+        return
+    action = message["action"]
+    if action == "subscribe":
+        hub.subscribe(connection, message["symbols"])
+    elif action == "unsubscribe":
+        hub.unsubscribe(connection, message["symbols"])
+    else:
+        hub.authenticate(connection, message["token"])
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _handshake_token() -> str | None:
+    """`Authorization: Bearer <token>` (what servers send) or `?access_token=` (what browsers can send)."""
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else header  # a non-bearer header fails to verify
+    return request.args.get("access_token")
+
+
+def render(item: Outgoing) -> str:
+    """One queued message as the spec's StreamServerMessage JSON (type and seq first, for people reading)."""
+    message = item.message
+    body: dict[str, Any]
+    if isinstance(message, Quote):
+        body = {"type": "quote", "seq": item.seq, "timestamp": timestamp(message.timestamp),
+                "symbol": message.symbol, "bid": float(message.bid), "ask": float(message.ask),
+                "bid_size": message.bid_size, "ask_size": message.ask_size}
+    elif isinstance(message, Trade):
+        body = {"type": "trade", "seq": item.seq, "timestamp": timestamp(message.timestamp),
+                "symbol": message.symbol, "price": float(message.price), "size": message.size}
+    elif isinstance(message, Heartbeat):
+        body = {"type": "heartbeat", "seq": item.seq, "timestamp": timestamp(message.at)}
+    elif isinstance(message, Subscribed):
+        body = {"type": "subscription", "seq": item.seq, "timestamp": timestamp(message.at),
+                "symbols": list(message.symbols)}
+    elif isinstance(message, Authenticated):
+        body = {"type": "authenticated", "seq": item.seq, "timestamp": timestamp(message.at),
+                "subject": message.subject}
+    elif isinstance(message, StreamFault):
+        body = {"type": "error", "seq": item.seq, "timestamp": timestamp(message.at), "code": int(message.code),
+                "message": message.message}
+        if message.symbols:
+            body["symbols"] = list(message.symbols)
+        if message.field is not None:
+            body["field"] = message.field
+    else:  # pragma: no cover - the Message union is closed
+        raise TypeError(f"cannot render {message!r}")
+    return json.dumps(body, separators=(",", ":"))
+
+
+class _SerializedSocket:
+    """The connection's socket, with writes that take turns and go out whole (`sendall`)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+
+    def send(self, data: bytes) -> int:
+        with self._lock:
+            self._sock.sendall(data)
+        return len(data)
+
+    def close(self) -> None:
+        """simple_websocket's reader closes the socket when it is done with it: only end the writing instead.
+        The server closes the socket once the request is over; until then, writes fail instead of landing on
+        a closed (perhaps reused) file descriptor."""
+        self.finish()
+
+    def finish(self) -> None:
+        """No more writes: the client gets FIN, and later writes fail with a broken pipe."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_WR)
+
+    def abort(self) -> None:
+        """Shut the socket down under a sender blocked writing to a client that stopped reading."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
