@@ -45,5 +45,16 @@ class ControlPlane:
         return self._call("POST", "/tokens", {"subject": subject, "scope": scope,
                                               "expires_in": expires_in})["access_token"]
 
+    def register_webhook(self, url: str) -> dict[str, Any]:
+        return self._call("POST", "/webhooks", {"url": url})
+
+    def remove_webhook(self, endpoint_id: str) -> None:
+        response = self._http.delete(f"{self.base_url}/_mock/webhooks/{endpoint_id}", timeout=15)
+        if response.status_code >= 300:
+            raise AssertionError(f"control plane DELETE /_mock/webhooks answered {response.status_code}")
+
+    def trigger(self, event_type: str) -> dict[str, Any]:
+        return self._call("POST", "/events", {"type": event_type})
+
     def close(self) -> None:
         self._http.close()
