@@ -56,8 +56,9 @@ def register(sock: Sock, document: SpecDocument) -> None:
         wire.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         ws.sock = wire
         connection = hub.connect(ws.event.set, wire.abort, token=_handshake_token())
+        cut_after = services().faults.stream_disconnect_after()  # once per connection: it counts the fault down
         try:
-            _serve(ws, connection, hub, messages)
+            _serve(ws, connection, hub, messages, cut_after)
         except (ConnectionClosed, OSError):
             pass  # the client went away (or was aborted at shutdown): nothing left to say to it
         finally:
@@ -70,15 +71,25 @@ def register(sock: Sock, document: SpecDocument) -> None:
             wire.finish()
 
 
-def _serve(ws: Server, connection: Connection, hub: StreamHub, messages: SchemaValidator) -> None:
+def _serve(ws: Server, connection: Connection, hub: StreamHub, messages: SchemaValidator,
+           cut_after: int | None) -> None:
+    """Send what the hub queues and handle what the client sends. With a `stream_disconnect_after` fault, cut the
+    TCP connection after that many messages, with no close frame (the client sees 1006), as a network drop would."""
+    sent = 0
     while True:
+        if cut_after is not None and sent >= cut_after:
+            ws.sock.abort()
+            return
         ws.event.wait(_POLL_SECONDS)
         ws.event.clear()  # anything that sets it from now on is seen by the next round
         while (raw := ws.receive(timeout=0)) is not None:
             _handle(raw, connection, hub, messages)
         batch, closing = connection.take()
         for item in batch:
+            if cut_after is not None and sent >= cut_after:
+                break
             ws.send(render(item))
+            sent += 1
         if closing is not None:
             ws.close(closing.code, closing.reason)
             return
