@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,23 +57,14 @@ def _has_control_plane(base: str) -> bool:
 @contextmanager
 def in_process_emulator(seed: int) -> Iterator[str]:
     """`--target=mock`: the emulator in this process on a free loopback port, stopped at the end."""
-    from werkzeug.serving import make_server
-
     from mock_server.app import create_app
     from mock_server.config import Config
+    from mock_server.serving import serve
 
     # Generous limits: the suite itself is not what the rate limiter is for; the 2001 test narrows them.
     app = create_app(Config(seed=seed, rate_limit_capacity=100_000, rate_limit_per_second=100_000.0))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="contract-emulator", daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        with serve(app) as url:
+            yield url
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-        close = getattr(app.extensions["tradefence"], "close", None)
-        if close is not None:
-            close()
-
+        app.extensions["tradefence"].close()

@@ -1,34 +1,18 @@
-"""A real emulator on a free loopback port, and an HTTP session that checks every response against the spec."""
+"""A real emulator on a free loopback port (`serve`), and an HTTP session that checks every response against the
+spec."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import requests
 from flask import Flask
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import BaseWSGIServer, make_server
 
+from mock_server.serving import serve
 from mock_server.spec.responses import ResponseChecker
 
-
-@contextmanager
-def serve(app: Flask) -> Iterator[str]:
-    """Serve `app` on 127.0.0.1 on a free port in a thread; always shut it down."""
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-    # A short poll interval: shutdown() waits up to one interval, which would otherwise add 0.5 s to every test.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="emulator",
-                              daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+__all__ = ["SpecSession", "serve"]
 
 
 class SpecSession(requests.Session):
