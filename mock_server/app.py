@@ -10,12 +10,12 @@ from mock_server.domain.ids import IdGenerator
 from mock_server.services import Services, build_services
 from mock_server.spec.document import SpecDocument
 from mock_server.spec.responses import ResponseChecker
-from mock_server.web import account, ai, auth, batch, control, market, orders, stream, webhooks
+from mock_server.web import account, ai, auth, batch, control, dashboard, market, orders, stream, webhooks
 from mock_server.web.errors import install_error_handlers
 from mock_server.web.request_log import install_request_log
 from mock_server.web.routing import Api
 
-BLUEPRINTS = (auth, orders, account, market, ai, batch, control, webhooks)
+BLUEPRINTS = (auth, orders, account, market, ai, batch, control, webhooks, dashboard)
 
 
 def create_app(config: Config | None = None, *, services: Services | None = None,

@@ -12,6 +12,7 @@ from werkzeug.serving import make_server
 
 from mock_server.app import create_app
 from mock_server.config import Config, ConfigError, load_config
+from mock_server.domain.persistence import StateError, StateStore
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -19,7 +20,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="tradefence-mock",
         description="Tradefence Sandbox: a local emulator of the Tradefence trading API.",
         epilog="Environment: HOST, PORT, SEED (or TRADEFENCE_HOST/PORT/SEED), TRADEFENCE_MARKET_MODE, "
-               "TRADEFENCE_WEBHOOK_URL, TRADEFENCE_WEBHOOK_SECRET.",
+               "TRADEFENCE_WEBHOOK_URL, TRADEFENCE_WEBHOOK_SECRET, TRADEFENCE_STATE.",
     )
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks a free one)")
@@ -28,6 +29,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--market-mode", choices=["open", "closed", "nyse"], help="market hours (default open)")
     parser.add_argument("--webhook-url", help="send webhook events to this URL")
     parser.add_argument("--webhook-secret", help="its whsec_ secret (default: one made from the seed, printed)")
+    parser.add_argument("--state", help="keep accounts, orders, tokens and pending webhooks in this SQLite file "
+                                        "across restarts (default: in memory)")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     return parser.parse_args(argv)
 
@@ -37,18 +40,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, os.environ, host=args.host, port=args.port, seed=args.seed,
                              market_mode=args.market_mode, webhook_url=args.webhook_url,
-                             webhook_secret=args.webhook_secret)
+                             webhook_secret=args.webhook_secret, state=args.state)
     except ConfigError as exc:
         print(f"tradefence-mock: configuration error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     # Werkzeug's own access log prints query strings, which may hold tokens: ours prints paths only.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except StateError as exc:
+        print(f"tradefence-mock: state error: {exc}", file=sys.stderr)
+        return 2
     server = make_server(config.host, config.port, app, threaded=True)
     try:  # from here on Ctrl-C is a clean stop, even before the server loop has started
         print(f"Tradefence Sandbox on http://{config.host}:{server.server_port} (seed {config.seed})", flush=True)
         announce_webhooks(config)
+        announce_state(app.extensions["tradefence"].store)
         server.serve_forever()
     except KeyboardInterrupt:
         pass
@@ -66,3 +74,10 @@ def announce_webhooks(config: Config) -> None:
         events = ", ".join(entry.events) if entry.events else "all events"
         shown = "the configured secret" if secret else f"secret {entry.secret} (made from the seed)"
         print(f"Webhooks: {entry.url} ({events}), {shown}", flush=True)
+
+
+def announce_state(store: StateStore | None) -> None:
+    """Say where the state lives and what came back from it (nothing is printed without ``--state``)."""
+    if store is not None and store.restored is not None:
+        found = store.restored.describe() if store.restored.epoch else "empty"
+        print(f"State: {store.path} ({found})", flush=True)

@@ -73,6 +73,7 @@ class Config:
     alert_move_percent: Decimal = Decimal(3)  # PRICE_MOVE: price move since the position opened, percent
     alert_check_seconds: float = 1.0  # real seconds between alert checks (clock jumps also check)
     journal_size: int = 500  # requests the /_mock/journal keeps (the oldest go first); 0 turns it off
+    state: str = ""  # SQLite file keeping accounts, orders, tokens, webhooks across restarts; empty: in memory
 
     def __post_init__(self) -> None:
         """Values built in code (tests, flags) are checked like those read from a file."""
@@ -108,7 +109,8 @@ class Config:
 _SCALARS = {f.name: f for f in fields(Config) if f.name not in ("clients", "webhooks")}
 ENVIRONMENT = {"TRADEFENCE_SEED": "seed", "TRADEFENCE_PORT": "port", "TRADEFENCE_HOST": "host",
                "TRADEFENCE_MARKET_MODE": "market_mode", "PORT": "port", "HOST": "host", "SEED": "seed",
-               "TRADEFENCE_WEBHOOK_URL": "webhook_url", "TRADEFENCE_WEBHOOK_SECRET": "webhook_secret"}
+               "TRADEFENCE_WEBHOOK_URL": "webhook_url", "TRADEFENCE_WEBHOOK_SECRET": "webhook_secret",
+               "TRADEFENCE_STATE": "state"}
 
 
 def _positive(value: float | Decimal) -> None:

@@ -17,6 +17,8 @@ from mock_server.domain.market.simulator import MarketSimulator
 from mock_server.domain.market.universe import Universe
 from mock_server.domain.oauth.clients import SANDBOX_CLIENT, OAuthClient
 from mock_server.domain.oauth.server import AuthorizationServer, OAuthSettings
+from mock_server.domain.persistence import StateStore
+from mock_server.domain.persistence.resume import apply_clock, key_id, resume
 from mock_server.domain.ratelimit import RateLimiter, RateLimitSettings
 from mock_server.domain.stream import StreamHub, StreamSettings
 from mock_server.domain.trading.engine import TradingEngine
@@ -49,6 +51,7 @@ class Services:
     faults: Faults
     journal: Journal
     transport: Transport  # kept so that a reseed rebuilds the webhooks with the same one
+    store: StateStore | None = None  # the --state file, when there is one (a reseed hands it to the new services)
 
     def reset(self) -> None:
         """Back to the state right after start: no accounts, orders, grants, keys, buckets or faults; no webhook
@@ -71,15 +74,33 @@ class Services:
         self.alerts.stop()
         pending = self.webhooks.stop(self.config.webhook_drain_seconds if grace is None else grace)
         self.stream.close()
+        if self.store is not None:  # pending deliveries stay pending in the file: the next start re-queues them
+            self.store.close()
         return pending
 
 
 def build_services(config: Config, clock: Clock | None = None, *, transport: Transport | None = None,
-                   journal: Journal | None = None) -> Services:
-    """``transport`` sends webhook attempts (default: HTTP with requests); tests may pass a fake one."""
+                   journal: Journal | None = None, store: StateStore | None = None) -> Services:
+    """``transport`` sends webhook attempts (default: HTTP with requests); tests may pass a fake one.
+
+    With ``config.state`` (or a ``store`` handed over by a reseed) the services start from what the state file
+    holds and write every change through to it (``domain/persistence``); a file made with another seed or signing
+    key raises ``StateError``.
+    """
     clock = clock or Clock()
     transport = transport or RequestsTransport()
-    ids = IdGenerator(config.seed, clock)
+    if store is None and config.state:
+        store = StateStore(config.state)
+    try:
+        snapshot = store.open(config.seed, key_id(config.token_key)) if store is not None else None
+    except Exception:
+        if store is not None:
+            store.close()
+        raise
+    epoch = snapshot.epoch if snapshot is not None else 0
+    if snapshot is not None:
+        apply_clock(clock, snapshot.clock)
+    ids = IdGenerator(config.seed, clock, epoch=epoch)
     universe = Universe.load_default().with_instruments(magic_instruments())
     simulator = MarketSimulator(universe, config.seed, step=timedelta(seconds=config.tick_seconds))
     clients = {SANDBOX_CLIENT.client_id: SANDBOX_CLIENT}
@@ -91,21 +112,22 @@ def build_services(config: Config, clock: Clock | None = None, *, transport: Tra
                       default_subject=config.default_subject),
         clients, clock, ids,
     )
-    webhook_ids = IdGenerator(config.seed, clock, stream="webhooks")  # evt_, we_, alt_: never shift order ids
-    webhooks = _webhooks(config, clock, simulator, transport, webhook_ids)
+    webhook_ids = IdGenerator(config.seed, clock, stream="webhooks", epoch=epoch)  # evt_, we_, alt_: own stream
+    webhooks = _webhooks(config, clock, simulator, transport, webhook_ids, epoch)
 
     def on_trading_event(event: TradingEvent) -> None:
         webhooks.on_trading_event(event)
         alerts.ensure_running()  # the first fill opens a position worth watching (bound below, before any fill)
 
-    engine = TradingEngine(simulator, clock, ids, market_mode=config.market_mode, starting_cash=config.starting_cash,
+    market_mode = snapshot.market_mode if snapshot is not None and snapshot.market_mode else config.market_mode
+    engine = TradingEngine(simulator, clock, ids, market_mode=market_mode, starting_cash=config.starting_cash,
                            on_event=on_trading_event)
     alerts = AlertWatcher(
         engine.open_positions, simulator.price, clock, webhook_ids,
         AlertSettings(config.alert_loss_percent, config.alert_move_percent, config.alert_check_seconds),
         webhooks.on_alert,
     )
-    return Services(
+    services = Services(
         config=config,
         clock=clock,
         ids=ids,
@@ -123,7 +145,13 @@ def build_services(config: Config, clock: Clock | None = None, *, transport: Tra
         faults=Faults(config.seed, clock, IdGenerator(config.seed, clock, stream="faults").new),
         journal=journal if journal is not None else Journal(config.journal_size),
         transport=transport,
+        store=store,
     )
+    if store is not None and snapshot is not None:
+        resume(snapshot, store.writer(), clock=clock, ids=ids, webhook_ids=webhook_ids, engine=engine,
+               oauth=oauth, endpoints=webhooks.endpoints, dispatcher=webhooks.dispatcher,
+               idempotency=services.idempotency, alerts=alerts)
+    return services
 
 
 def reseeded(services: Services, seed: int) -> Services:
@@ -132,16 +160,24 @@ def reseeded(services: Services, seed: int) -> Services:
 
     Rebuilding (rather than reseeding each service in place) is what makes the result honest: every seeded
     stream (prices, ids, secrets, jitter, fault draws) starts where a fresh start would, with nothing left over.
+
+    A state file is handed over to the new services (the old ones no longer own it, so closing them leaves it
+    open) and started over for the new seed; the old services' late writes are ignored.
     """
+    store, services.store = services.store, None
+    if store is not None:
+        store.start_over()
     return build_services(replace(services.config, seed=seed), services.clock.fork(),
-                          transport=services.transport, journal=services.journal)
+                          transport=services.transport, journal=services.journal, store=store)
 
 
 def _webhooks(config: Config, clock: Clock, simulator: MarketSimulator, transport: Transport,
-              ids: IdGenerator) -> Webhooks:
+              ids: IdGenerator, epoch: int = 0) -> Webhooks:
     """Endpoints from the config, the dispatcher, and events rendered by the web layer's ``render`` (the JSON
-    shapes of openapi.yaml), injected here so the domain never imports the web layer."""
-    registry = EndpointRegistry(ids, clock, random.Random(f"webhook-secrets:{config.seed}"))
+    shapes of openapi.yaml), injected here so the domain never imports the web layer. ``epoch`` (restarts from a
+    state file) keeps a restarted emulator from handing out the secrets its first run made."""
+    secrets = f"webhook-secrets:{config.seed}" + (f":{epoch}" if epoch else "")
+    registry = EndpointRegistry(ids, clock, random.Random(secrets))
     for entry in config.webhook_endpoints:
         registry.add(entry.url, secret=entry.secret, events=entry.events, source=EndpointSource.CONFIG)
     policy = RetryPolicy(config.webhook_retry_schedule, config.webhook_retry_jitter, config.webhook_timeout)

@@ -148,3 +148,13 @@ def test_state_summarises_the_emulator(http: SpecSession, trader: SpecSession) -
     assert (state["accounts"], state["orders"], state["open_orders"], state["positions"]) == (2, 2, 1, 1)
     assert state["rate_limit"] == {"capacity": 1000, "refill_per_second": 1000.0}
     assert state["faults"] == 0 and state["journal_capacity"] == 500 and state["journal_size"] >= 5
+
+
+def test_resetting_an_account_forgets_its_idempotency_keys(http: SpecSession, trader: SpecSession) -> None:
+    order = {"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 1}
+    key = {"Idempotency-Key": "same-key"}
+    first = trader.post("/v1/orders", json=order, headers=key).json()["id"]
+    assert http.post("/_mock/reset", json={"account_id": "acc_trader"}).status_code == 200
+    again = trader.post("/v1/orders", json=order, headers=key)
+    assert again.headers["Idempotent-Replayed"] == "false" and again.json()["id"] != first
+    assert trader.get(f"/v1/orders/{again.json()['id']}").status_code == 200

@@ -40,6 +40,13 @@ class Clock:
     def frozen(self) -> bool:
         return self._frozen
 
+    @property
+    def offset(self) -> float:
+        """Seconds the reading is ahead of its time source (0 for a clock never moved): what a running clock
+        keeps across a restart from a state file, so it resumes as far ahead (or behind) as it was."""
+        with self._lock:
+            return self._now_locked().timestamp() - self._source()
+
     def freeze(self) -> datetime:
         with self._lock:
             self._rebase(self._now_locked())

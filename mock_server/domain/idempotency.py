@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from mock_server.domain.clock import Clock
 from mock_server.domain.errors import ApiError, ErrorCode
@@ -26,6 +28,16 @@ class StoredResponse:
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...]
+
+
+class IdempotencyRecords(Protocol):
+    """Where completed records are written through with ``--state`` (before the response is sent). Claims still
+    in flight are not: after a restart the key is free again, as if the first request had been abandoned."""
+
+    def save_idempotent(self, scope: str, key: str, fingerprint: str, expires_at: datetime,
+                        response: StoredResponse) -> None: ...
+
+    def drop_idempotent(self, keys: Sequence[tuple[str, str]] | None) -> None: ...  # None: every record
 
 
 @dataclass(slots=True)
@@ -56,6 +68,18 @@ class IdempotencyStore:
         self._sweep_at = self._min_sweep_at
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], _Entry] = {}
+        self._store: IdempotencyRecords | None = None
+
+    def persist_with(self, store: IdempotencyRecords) -> None:
+        """Write every later completed record (and every forgotten one) through to ``store``."""
+        with self._lock:
+            self._store = store
+
+    def restore(self, scope: str, key: str, fingerprint: str, expires_at: datetime, response: StoredResponse) -> None:
+        """Put back a completed record read from a state file (expired ones are simply not restored)."""
+        with self._lock:
+            if expires_at > self._clock.now():
+                self._entries[(scope, key)] = _Entry(fingerprint, expires_at, response)
 
     @property
     def ttl(self) -> timedelta:
@@ -106,6 +130,8 @@ class IdempotencyStore:
             if entry is not None and entry.response is None:
                 entry.response = response
                 entry.expires_at = now + self._ttl
+                if self._store is not None:
+                    self._store.save_idempotent(scope, key, entry.fingerprint, entry.expires_at, response)
 
     def abandon(self, scope: str, key: str) -> None:
         """Release an in-flight claim without storing anything; a completed record is left alone."""
@@ -120,9 +146,13 @@ class IdempotencyStore:
             if scope is None:
                 self._entries.clear()
                 self._sweep_at = self._min_sweep_at
+                if self._store is not None:
+                    self._store.drop_idempotent(None)
             else:
-                for entry_key in [k for k in self._entries if k[0] == scope]:
+                dropped = [k for k in self._entries if k[0] == scope]
+                for entry_key in dropped:
                     del self._entries[entry_key]
+                self._forget(dropped)
 
     def __len__(self) -> int:
         """Records held, expired ones included until swept; exposed so tests can check the memory bound."""
@@ -134,6 +164,8 @@ class IdempotencyStore:
         entry = self._entries.get((scope, key))
         if entry is not None and entry.expires_at <= now:
             del self._entries[(scope, key)]
+            if entry.response is not None:
+                self._forget([(scope, key)])
             return None
         return entry
 
@@ -141,4 +173,9 @@ class IdempotencyStore:
         expired = [k for k, entry in self._entries.items() if entry.expires_at <= now]
         for entry_key in expired:
             del self._entries[entry_key]
+        self._forget(expired)
         self._sweep_at = max(self._min_sweep_at, 2 * len(self._entries))
+
+    def _forget(self, keys: Sequence[tuple[str, str]]) -> None:
+        if keys and self._store is not None:
+            self._store.drop_idempotent(keys)

@@ -17,9 +17,11 @@ class IdGenerator:
     the next id is the previous one plus one, so ids always sort in creation order.
     """
 
-    def __init__(self, seed: int, clock: Clock, *, stream: str = "ids") -> None:
-        # Each stream has its own generator, so e.g. request ids never shift the sequence of order ids.
-        self._random = random.Random(f"{stream}:{seed}")
+    def __init__(self, seed: int, clock: Clock, *, stream: str = "ids", epoch: int = 0) -> None:
+        # Each stream has its own generator, so e.g. request ids never shift the sequence of order ids. ``epoch``
+        # counts restarts from a state file (see ``domain/persistence``): a restarted emulator must not hand out
+        # the refresh tokens and secrets its first run did, so every later run draws from a stream of its own.
+        self._random = random.Random(f"{stream}:{seed}" if epoch == 0 else f"{stream}:{seed}:{epoch}")
         self._clock = clock
         self._lock = threading.Lock()
         self._last = -1
@@ -32,6 +34,18 @@ class IdGenerator:
                 value = self._last + 1
             self._last = value
         return f"{prefix}_{_base32(value, 26)}"
+
+    def advance_past(self, identifier: str) -> None:
+        """Make every later id sort after ``identifier`` (an id this stream made before a restart), so ids keep
+        sorting in creation order across restarts even when the clock is frozen or set back."""
+        encoded = identifier.rpartition("_")[2].upper()
+        if len(encoded) != 26 or any(char not in CROCKFORD for char in encoded):
+            return
+        value = 0
+        for char in encoded:
+            value = value * 32 + CROCKFORD.index(char)
+        with self._lock:
+            self._last = max(self._last, value)
 
     def token(self, prefix: str, nbytes: int = 24) -> str:
         """An opaque secret-looking string (codes, refresh tokens), from the same seeded stream."""

@@ -17,6 +17,7 @@ from mock_server.domain.journal import JournalFilter
 from mock_server.domain.market.hours import MarketMode
 from mock_server.domain.oauth.clients import ALL_SCOPES, OAuthClient
 from mock_server.domain.ratelimit import RateLimitSettings
+from mock_server.domain.trading.models import OrderSide
 from mock_server.services import Services, reseeded
 from mock_server.web import render
 from mock_server.web.routing import Api, Call
@@ -31,7 +32,10 @@ def blueprint(api: Api) -> Blueprint:
         if account_id is None:
             call.services.reset()
             return jsonify({"reset": "all"})
-        call.services.engine.reset(account_id.removeprefix("acc_"))
+        subject = account_id.removeprefix("acc_")
+        call.services.engine.reset(subject)
+        # Its stored Idempotency-Key answers name orders that are gone now: a replay would point at nothing.
+        call.services.idempotency.reset(subject)
         return jsonify({"reset": account_id})
 
     @api.route(bp, "mockGetClock")
@@ -91,6 +95,21 @@ def blueprint(api: Api) -> Blueprint:
         existed = any(view.id == f"acc_{subject}" for view in engine.accounts())
         view = engine.open_account(subject, None if cash is None else Decimal(str(cash)))
         return jsonify(render.account(view)), 200 if existed else 201
+
+    @api.route(bp, "mockListAccountOrders")
+    def list_account_orders(call: Call) -> ResponseReturnValue:
+        query, side = call.inputs.query, call.inputs.query.get("side")
+        orders, cursor = call.services.engine.list_orders(
+            _existing_subject(call), status=query["status"], symbol=query.get("symbol"),
+            side=OrderSide(side) if side else None, limit=query["limit"], cursor=query.get("cursor"),
+        )
+        return jsonify({"data": [render.order(o) for o in orders], "has_more": cursor is not None,
+                        "next_cursor": cursor})
+
+    @api.route(bp, "mockListAccountPositions")
+    def list_account_positions(call: Call) -> ResponseReturnValue:
+        positions = call.services.engine.positions(_existing_subject(call))
+        return jsonify({"data": [render.position(p) for p in positions]})
 
     @api.route(bp, "mockRegisterClient")
     def register_client(call: Call) -> ResponseReturnValue:
@@ -159,6 +178,15 @@ def blueprint(api: Api) -> Blueprint:
         return jsonify({"deleted": call.services.journal.clear()})
 
     return bp
+
+
+def _existing_subject(call: Call) -> str:
+    """The subject of the path's `accountId`; 404 when it has no account (a read must not open one)."""
+    account_id = call.inputs.path["accountId"]
+    subject = account_id.removeprefix("acc_")
+    if not call.services.engine.has_account(subject):
+        raise ApiError(ErrorCode.NOT_FOUND, f"No account {account_id}")
+    return subject
 
 
 def _pattern(text: str | None) -> re.Pattern[str] | None:

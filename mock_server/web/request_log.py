@@ -19,6 +19,10 @@ from mock_server.web.routing import Api, services
 log = logging.getLogger("tradefence.requests")
 CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 UNJOURNALED = frozenset({"/_mock/journal"})  # reading the journal must not fill it
+# Watching must not fill it either: the dashboard page, and the control-plane reads it polls every 2 s (marked with
+# this header), would otherwise push a client's own requests out of the journal within minutes.
+DASHBOARD = frozenset({"/_mock/", "/_mock"})  # the page, and the redirect to it
+DASHBOARD_POLL = ("X-Tradefence-Dashboard", "poll")
 
 
 def install_request_log(app: Flask, api: Api, request_ids: IdGenerator, checker: ResponseChecker | None) -> None:
@@ -50,7 +54,7 @@ def install_request_log(app: Flask, api: Api, request_ids: IdGenerator, checker:
         # The path only: query strings can carry secrets (the stream's access_token).
         log.info("%s %s %s %.1fms %s", request.method, request.path, "dropped" if dropped else response.status_code,
                  elapsed, g.request_id)
-        if request.path not in UNJOURNALED:
+        if request.path not in UNJOURNALED and not _watching(request):
             _journal(api, request, None if dropped else response.status_code, elapsed)
         return response
 
@@ -70,3 +74,12 @@ def _journal(api: Api, incoming: Request, status: int | None, elapsed_ms: float)
         operation=api.operation_id_for(incoming.url_rule.endpoint if incoming.url_rule is not None else None),
         duration_ms=elapsed_ms,
     )
+
+
+def _watching(incoming: Request) -> bool:
+    """The dashboard page, or one of its polls: a GET of the control plane carrying the dashboard's header."""
+    if incoming.path in DASHBOARD:
+        return True
+    name, value = DASHBOARD_POLL
+    return (incoming.method == "GET" and incoming.path.startswith("/_mock/")
+            and incoming.headers.get(name) == value)

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from mock_server.domain.clock import Clock
@@ -69,13 +70,27 @@ class _Code:
 
 
 @dataclass(slots=True)
-class _Grant:
+class Grant:
+    """What one authorization produced: the current refresh token and every retired one (to detect reuse)."""
+
     client_id: str
     subject: str
     scopes: tuple[str, ...]
     refresh_token: str
     revoked: bool = False
     retired_refresh_tokens: set[str] = field(default_factory=set)
+
+
+class GrantStore(Protocol):
+    """Where grants and registered clients are written through with ``--state``, before the token response (or
+    the 201) is sent. Authorization codes are not: they live ten minutes, and a restart simply makes the client
+    start the flow again."""
+
+    def save_grant(self, grant_id: str, grant: Grant) -> None: ...
+
+    def drop_grants(self) -> None: ...
+
+    def save_client(self, client: OAuthClient) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,14 +114,35 @@ class AuthorizationServer:
         self._lock = threading.Lock()
         self._clients: dict[str, OAuthClient] = dict(clients or {})
         self._codes: dict[str, _Code] = {}
-        self._grants: dict[str, _Grant] = {}
+        self._grants: dict[str, Grant] = {}
         self._refresh_index: dict[str, str] = {}
+        self._store: GrantStore | None = None
+
+    # -- persistence -----------------------------------------------------------------------------------------
+    def persist_with(self, store: GrantStore) -> None:
+        """Write every later grant change and client registration through to ``store`` (once, before serving)."""
+        self._store = store
+
+    def restore_grant(self, grant_id: str, grant: Grant) -> None:
+        """Put back a grant read from a state file: its access tokens verify again (same signing key) and each of
+        its refresh tokens, current or retired, is known again, so reuse detection survives the restart."""
+        with self._lock:
+            self._grants[grant_id] = grant
+            for token in (grant.refresh_token, *grant.retired_refresh_tokens):
+                self._refresh_index[token] = grant_id
 
     # -- clients ---------------------------------------------------------------------------------------------
     def register_client(self, client: OAuthClient) -> OAuthClient:
         with self._lock:
             self._clients[client.client_id] = client
+            if self._store is not None:
+                self._store.save_client(client)
         return client
+
+    def restore_client(self, client: OAuthClient) -> None:
+        """Put back a client registered through the control plane before a restart (nothing is written)."""
+        with self._lock:
+            self._clients[client.client_id] = client
 
     def client(self, client_id: str) -> OAuthClient | None:
         with self._lock:
@@ -187,9 +223,10 @@ class AuthorizationServer:
             raise ApiError(ErrorCode.INVALID_REQUEST, f"Unknown scope {unknown[0]}", field="scope")
         with self._lock:
             grant_id = self._ids.new("grt")
-            grant = _Grant(client_id, subject, scopes, self._ids.token("rt"))
+            grant = Grant(client_id, subject, scopes, self._ids.token("rt"))
             self._grants[grant_id] = grant
             self._refresh_index[grant.refresh_token] = grant_id
+            self._save(grant_id, grant)
         return self._token_response(grant_id, grant, ttl or self.settings.access_token_ttl)
 
     def verify(self, token: str) -> Principal:
@@ -205,6 +242,8 @@ class AuthorizationServer:
             self._codes.clear()
             self._grants.clear()
             self._refresh_index.clear()
+            if self._store is not None:
+                self._store.drop_grants()
 
     # -- internals -------------------------------------------------------------------------------------------
     def _authenticate(self, form: Mapping[str, str], basic: tuple[str, str] | None) -> OAuthClient:
@@ -241,10 +280,11 @@ class AuthorizationServer:
             if form.get("redirect_uri") != code.redirect_uri:
                 raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
             self._check_pkce(code.challenge, form.get("code_verifier"))
-            grant = _Grant(client.client_id, code.subject, code.scopes, self._ids.token("rt"))
+            grant = Grant(client.client_id, code.subject, code.scopes, self._ids.token("rt"))
             self._grants[code.grant_id] = grant
             self._refresh_index[grant.refresh_token] = code.grant_id
             grant_id = code.grant_id
+            self._save(grant_id, grant)
         return self._token_response(grant_id, grant, self.settings.access_token_ttl)
 
     @staticmethod
@@ -281,15 +321,22 @@ class AuthorizationServer:
             grant.retired_refresh_tokens.add(presented)
             grant.refresh_token = self._ids.token("rt")
             self._refresh_index[grant.refresh_token] = grant_id  # type: ignore[assignment]
-            narrowed = _Grant(grant.client_id, grant.subject, requested, grant.refresh_token)
+            self._save(grant_id, grant)  # type: ignore[arg-type]
+            narrowed = Grant(grant.client_id, grant.subject, requested, grant.refresh_token)
         return self._token_response(grant_id, narrowed, self.settings.access_token_ttl)  # type: ignore[arg-type]
 
     def _revoke(self, grant_id: str) -> None:
         grant = self._grants.get(grant_id)
         if grant is not None:
             grant.revoked = True
+            self._save(grant_id, grant)
 
-    def _token_response(self, grant_id: str, grant: _Grant, ttl: timedelta) -> dict[str, object]:
+    def _save(self, grant_id: str, grant: Grant) -> None:
+        """Caller holds the lock, so grants reach the store in the order they changed."""
+        if self._store is not None:
+            self._store.save_grant(grant_id, grant)
+
+    def _token_response(self, grant_id: str, grant: Grant, ttl: timedelta) -> dict[str, object]:
         access = self._tokens.issue(subject=grant.subject, client_id=grant.client_id, scopes=grant.scopes,
                                     grant_id=grant_id, token_id=self._ids.new("tok"), ttl=ttl)
         return {"access_token": access, "token_type": "Bearer", "expires_in": int(ttl.total_seconds()),

@@ -9,6 +9,7 @@ atomic batch) happens under it, and events are delivered only after it is releas
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import re
 import threading
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from mock_server.domain.clock import Clock
 from mock_server.domain.errors import ApiError, ErrorCode
@@ -58,6 +59,33 @@ _MAX_PAGE = 500
 
 
 _ORDER_ID = re.compile(r"^ord_[0-9A-Z]{26}$")
+
+
+class AccountStore(Protocol):
+    """Where the engine writes accounts through when the emulator keeps its state in a file (``--state``).
+
+    Each call is made under the account's lock, before the caller sees the outcome, so what a client was told
+    is on disk before it hears it. ``orders`` are the orders that may have changed; ``replace`` says the account's
+    whole state was swapped (reset, rollback) and ``orders`` is then every order it has.
+    """
+
+    def save_account(self, subject: str, created_at: datetime, state: AccountState, orders: Sequence[OrderState],
+                     *, replace: bool) -> None: ...
+
+    def drop_accounts(self) -> None: ...
+
+    def save_market_mode(self, mode: MarketMode) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """What an account looked like before a call, to tell whether the call changed anything worth writing: the
+    state object (swapped whole by a reset or rollback), the money, the order count, and the working orders.
+    ``last_step`` alone is left out on purpose: replaying steps that changed nothing changes nothing again."""
+
+    state: AccountState
+    working: tuple[OrderState, ...]
+    signature: tuple[object, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +142,19 @@ class TradingEngine:
         self._registry = threading.Lock()
         self._mode_lock = threading.RLock()  # a listener may set the mode again
         self._log = logging.getLogger(__name__)
+        self._store: AccountStore | None = None
         clock.on_change(lambda: self.reconcile())
+
+    # -- persistence --------------------------------------------------------------------------------------------
+
+    def persist_with(self, store: AccountStore) -> None:
+        """Write every later change through to ``store`` (called once, after ``restore_account``, before serving)."""
+        self._store = store
+
+    def restore_account(self, subject: str, created_at: datetime, state: AccountState) -> None:
+        """Put back an account read from a state file, as it was; nothing is written or emitted."""
+        with self._registry:
+            self._accounts[subject] = Account(subject, state, created_at)
 
     # -- market -------------------------------------------------------------------------------------------------
 
@@ -135,6 +175,10 @@ class TradingEngine:
                     for order in account.state.working.values():
                         if order.time_in_force is TimeInForce.DAY and not order.pinned:
                             order.expires_at = (order.expires_at or close) if close is not None else None
+                    if self._store is not None:
+                        self._save(account, tuple(account.state.working.values()), replace=False)
+            if self._store is not None:
+                self._store.save_market_mode(mode)
 
     def market_status(self) -> MarketStatus:
         return market_status(self._mode, self._clock.now())
@@ -153,10 +197,14 @@ class TradingEngine:
         with self._registry:
             existing = self._accounts.get(subject)
             if existing is None:
-                self._accounts[subject] = Account(subject, AccountState.fresh(opening), self._clock.now())
+                created = self._accounts[subject] = Account(subject, AccountState.fresh(opening), self._clock.now())
+                if self._store is not None:
+                    self._save(created, (), replace=True)
         if existing is not None and cash is not None:
             with existing.lock:
                 existing.state = AccountState.fresh(opening)
+                if self._store is not None:
+                    self._save(existing, (), replace=True)
         return self.account(subject)
 
     def account(self, subject: str) -> AccountView:
@@ -167,6 +215,11 @@ class TradingEngine:
         views = [self._run(account.subject, lambda acc, _: self._account_view(acc), account=account)
                  for account in self._all_accounts()]
         return sorted(views, key=lambda view: view.id)
+
+    def has_account(self, subject: str) -> bool:
+        """Whether the subject has an account, without opening one (every other accessor opens it on first
+        use, which the control plane's reads of someone else's account must not do)."""
+        return self._existing(subject) is not None
 
     def summary(self) -> TradingSummary:
         """Counts over every account, caught up to the clock (for the control plane's state page)."""
@@ -182,12 +235,16 @@ class TradingEngine:
         if subject is None:
             with self._registry:
                 self._accounts.clear()
+                if self._store is not None:
+                    self._store.drop_accounts()
             return
         account = self._existing(subject)
         if account is None:
             raise ApiError(ErrorCode.NOT_FOUND, f"No account acc_{subject}")
         with account.lock:
             account.state = AccountState.fresh(account.state.starting_cash)
+            if self._store is not None:
+                self._save(account, (), replace=True)
 
     def reconcile(self, subject: str | None = None) -> None:
         """Evaluate resting orders up to the clock (every account when ``subject`` is None; unknown ones: no-op)."""
@@ -294,22 +351,26 @@ class TradingEngine:
         events: list[TradingEvent] = []
         try:
             with account.lock:
-                self._reconcile_locked(account, caught_up)
-                snapshot = copy.deepcopy(account.state)
-                outcomes: list[BatchOutcome] = []
-                for index, operation in enumerate(operations):
-                    try:
-                        result = self._apply(account, operation, events)
-                    except ApiError as error:
-                        account.state = snapshot
-                        events.clear()
-                        return rolled_back(operations, index, error)
-                    except BaseException:
-                        account.state = snapshot
-                        events.clear()
-                        raise
-                    outcomes.append(success(index, operation.action, result))
-                return outcomes
+                mark = self._mark(account)
+                try:
+                    self._reconcile_locked(account, caught_up)
+                    snapshot = copy.deepcopy(account.state)
+                    outcomes: list[BatchOutcome] = []
+                    for index, operation in enumerate(operations):
+                        try:
+                            result = self._apply(account, operation, events)
+                        except ApiError as error:
+                            account.state = snapshot
+                            events.clear()
+                            return rolled_back(operations, index, error)
+                        except BaseException:
+                            account.state = snapshot
+                            events.clear()
+                            raise
+                        outcomes.append(success(index, operation.action, result))
+                    return outcomes
+                finally:
+                    self._write_if_changed(account, mark)
         finally:
             self._emit(caught_up + events)
 
@@ -495,10 +556,44 @@ class TradingEngine:
         events: list[TradingEvent] = []
         try:
             with target.lock:
-                self._reconcile_locked(target, events)
-                return action(target, events)
+                mark = self._mark(target)
+                try:
+                    self._reconcile_locked(target, events)
+                    return action(target, events)
+                finally:
+                    self._write_if_changed(target, mark)
         finally:
             self._emit(events)
+
+    def _mark(self, account: Account) -> _Mark | None:
+        if self._store is None:
+            return None
+        state = account.state
+        working = tuple(state.working.values())
+        return _Mark(state, working, _signature(state, working))
+
+    def _write_if_changed(self, account: Account, mark: _Mark | None) -> None:
+        """Write the account through when the call changed it (caller holds its lock): a refused order, a read
+        that filled nothing, write nothing."""
+        if mark is None or self._store is None:
+            return
+        state = account.state
+        if state is not mark.state:
+            self._save(account, tuple(state.orders.values()), replace=True)
+            return
+        working = tuple(state.working.values())
+        if _signature(state, working) == mark.signature:
+            return
+        changed = {order.id: order for order in mark.working}
+        changed.update((order.id, order) for order in working)
+        for order in _newest(state, mark):
+            changed[order.id] = order
+        self._save(account, tuple(changed.values()), replace=False)
+
+    def _save(self, account: Account, orders: Sequence[OrderState], *, replace: bool) -> None:
+        assert self._store is not None
+        self._store.save_account(account.subject, account.created_at, account.state,
+                                 tuple(account.state.orders.values()) if replace else orders, replace=replace)
 
     def _emit(self, events: list[TradingEvent]) -> None:
         if self._on_event is None:
@@ -516,6 +611,8 @@ class TradingEngine:
             if account is None:
                 account = Account(subject, AccountState.fresh(self._starting_cash), self._clock.now())
                 self._accounts[subject] = account
+                if self._store is not None:  # nobody else can see it before the registry lock is released
+                    self._save(account, (), replace=True)
             return account
 
     def _existing(self, subject: str) -> Account | None:
@@ -555,6 +652,21 @@ class TradingEngine:
         state = account.state
         bid = self._simulator.quote(symbol, now).bid
         return state.positions[symbol].view(bid, state.available_shares(symbol))
+
+
+def _signature(state: AccountState, working: tuple[OrderState, ...]) -> tuple[object, ...]:
+    """Everything a call can change about an account, cheaply: money, how many orders, and each working order's
+    progress (a fill, a trigger, an end, a new expiry)."""
+    return (len(state.orders), state.cash, state.realized_pl,
+            tuple((o.id, o.status, o.filled_quantity, o.triggered, o.expires_at) for o in working))
+
+
+def _newest(state: AccountState, mark: _Mark) -> list[OrderState]:
+    """The orders placed since ``mark`` (``orders`` keeps creation order, so they are the ones past the old count)."""
+    before = mark.signature[0]
+    assert isinstance(before, int)
+    added = len(state.orders) - before
+    return list(itertools.islice(reversed(state.orders.values()), added)) if added > 0 else []
 
 
 def _reserve_price(request: OrderRequest, quote: Quote) -> Decimal:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol
 
 from mock_server.domain.clock import Clock
 from mock_server.domain.ids import IdGenerator
@@ -57,7 +58,15 @@ class AlertSettings:
 OpenPositions = Callable[[], list[tuple[str, PositionView]]]  # (account id, position) for every open position
 PriceAt = Callable[[str, datetime], Decimal]
 AlertSink = Callable[[str, Alert, datetime], None]  # (account id, alert, when)
-_Key = tuple[str, str, datetime, AlertKind]  # account, symbol, position opened_at, kind
+AlertKey = tuple[str, str, datetime, AlertKind]  # account, symbol, position opened_at, kind
+_Key = AlertKey
+
+
+class AlertStore(Protocol):
+    """Where the conditions that have fired (and not cleared) are written with ``--state``, so a restart does not
+    raise the same alert again."""
+
+    def save_alerts(self, active: frozenset[AlertKey]) -> None: ...
 
 
 class AlertWatcher:
@@ -74,6 +83,7 @@ class AlertWatcher:
         self._lock = threading.Lock()  # one check at a time, so a condition cannot fire twice
         self._start_lock = threading.Lock()  # separate: a check's own fills may ask for the loop to start
         self._active: set[_Key] = set()
+        self._store: AlertStore | None = None
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
         self._log = logging.getLogger(__name__)
@@ -82,6 +92,15 @@ class AlertWatcher:
     @property
     def settings(self) -> AlertSettings:
         return self._settings
+
+    def persist_with(self, store: AlertStore) -> None:
+        with self._lock:
+            self._store = store
+
+    def restore(self, active: frozenset[AlertKey]) -> None:
+        """Take back the conditions that had fired before a restart (they fire again only after clearing)."""
+        with self._lock:
+            self._active = set(active)
 
     def check(self) -> list[Alert]:
         """Evaluate every open position now; fire the conditions that have just become true."""
@@ -98,6 +117,8 @@ class AlertWatcher:
                     if key not in self._active:
                         fired.append((account_id, Alert(self._ids.new("alt"), kind, position.symbol, message,
                                                         threshold, observed)))
+            if held != self._active and self._store is not None:
+                self._store.save_alerts(frozenset(held))
             self._active = held
             for account_id, alert in fired:  # under the lock, so alerts leave in the order they fired
                 self._sink(account_id, alert, now)
@@ -114,6 +135,8 @@ class AlertWatcher:
     def reset(self) -> None:
         with self._lock:
             self._active.clear()
+            if self._store is not None:
+                self._store.save_alerts(frozenset())
 
     def stop(self, timeout: float = 5.0) -> None:
         with self._start_lock:

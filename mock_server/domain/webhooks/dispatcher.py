@@ -13,6 +13,9 @@ Semantics (documented in openapi.yaml and the README):
   moves on; a failed event can be redelivered.
 - ``stop()`` lets lanes finish what they can within a bounded real-time wait, then reports every delivery still
   pending (logged with its event id and returned), so shutting down never drops an accepted event silently.
+- With a ``DeliveryStore`` (``--state``), each event is written with its deliveries when published and each
+  delivery again after every attempt, so a restart re-queues what was pending (``restore``). An attempt cut short
+  by a kill is made again with the same ``webhook-id``: delivery is at least once, as receivers expect anyway.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -31,7 +34,7 @@ from typing import Protocol
 from mock_server.domain.clock import Clock
 from mock_server.domain.errors import ApiError, ErrorCode
 from mock_server.domain.webhooks import signing
-from mock_server.domain.webhooks.endpoints import Endpoint, EndpointRegistry
+from mock_server.domain.webhooks.endpoints import Endpoint, EndpointRegistry, EndpointSource
 from mock_server.domain.webhooks.events import EventType, WebhookEvent
 
 DEFAULT_SCHEDULE = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0, 120.0)  # seconds before retries 1..7: ~4 minutes in all
@@ -136,6 +139,30 @@ class PendingDelivery:
     attempts: int
 
 
+@dataclass(frozen=True)
+class StoredDelivery:
+    """One endpoint's delivery of an event as a state file keeps it (``url`` too, in case the endpoint is gone)."""
+
+    endpoint_id: str
+    url: str
+    status: DeliveryStatus
+    attempts: tuple[Attempt, ...]
+    failures: int
+    next_at: datetime
+    error: str | None
+
+
+class DeliveryStore(Protocol):
+    """Where events and delivery progress are written through with ``--state`` (calls are made under the
+    dispatcher's lock, so they reach the store in the order things happened)."""
+
+    def save_event(self, event: WebhookEvent, sequence: int, deliveries: Sequence[StoredDelivery]) -> None: ...
+
+    def save_delivery(self, event_id: str, delivery: StoredDelivery) -> None: ...
+
+    def drop_events(self, event_ids: Sequence[str] | None) -> None: ...  # None: every event
+
+
 @dataclass(eq=False)
 class _Delivery:
     event: WebhookEvent
@@ -155,6 +182,10 @@ class _Delivery:
     def pending(self) -> PendingDelivery:
         return PendingDelivery(self.event.id, self.event.type, self.endpoint.id, self.endpoint.url,
                                len(self.attempts))
+
+    def stored(self) -> StoredDelivery:
+        return StoredDelivery(self.endpoint.id, self.endpoint.url, self.status, tuple(self.attempts), self.failures,
+                              self.next_at, self.error)
 
 
 @dataclass(eq=False)
@@ -209,8 +240,51 @@ class Dispatcher:
         self._sequence = 0
         self._closing = False
         self._stopped = False
+        self._store: DeliveryStore | None = None
         self._log = logging.getLogger(__name__)
         clock.on_change(self._wake)
+
+    # -- persistence --------------------------------------------------------------------------------------------
+
+    def persist_with(self, store: DeliveryStore) -> None:
+        """Write every later event and delivery change through to ``store`` (once, after ``restore``)."""
+        with self._cond:
+            self._store = store
+
+    def restore(self, records: Sequence[tuple[WebhookEvent, int, Sequence[StoredDelivery]]]) -> None:
+        """Put back events read from a state file, oldest publication first, and re-queue every pending delivery
+        with its attempts, failures and next attempt time (on the emulator clock, which is restored too).
+
+        A pending delivery whose endpoint no longer exists (a configured one dropped from the configuration)
+        fails with that reason. Within a lane, a head that had started its retries goes first again, so the
+        head-of-line order survives the restart.
+        """
+        with self._cond:
+            queued: list[_Delivery] = []
+            for event, sequence, deliveries in sorted(records, key=lambda item: item[1]):
+                record = _Record(event, sequence)
+                self._records[event.id] = record
+                self._sequence = max(self._sequence, sequence)
+                for stored in deliveries:
+                    endpoint = self._endpoints.get(stored.endpoint_id)
+                    status, error = stored.status, stored.error
+                    if endpoint is None:
+                        endpoint = Endpoint(stored.endpoint_id, stored.url, "", None, event.created_at,
+                                            EndpointSource.CONTROL)
+                        if status is DeliveryStatus.PENDING:
+                            status, error = DeliveryStatus.FAILED, "the endpoint was not configured after a restart"
+                    delivery = _Delivery(event, endpoint, (event.created_at, sequence), stored.next_at, status,
+                                         list(stored.attempts), stored.failures, error)
+                    record.deliveries[endpoint.id] = delivery
+                    if status is DeliveryStatus.PENDING:
+                        queued.append(delivery)
+            for delivery in sorted(queued, key=lambda d: (d.failures == 0, d.key)):
+                lane = self._lanes.get(delivery.endpoint.id)
+                if lane is None:
+                    lane = self._lanes[delivery.endpoint.id] = _Lane(delivery.endpoint.id)
+                lane.insert(delivery)
+                self._start(lane)
+            self._cond.notify_all()
 
     @property
     def policy(self) -> RetryPolicy:
@@ -228,6 +302,8 @@ class Dispatcher:
             for endpoint in self._endpoints.all():
                 if endpoint.wants(event.type):
                     self._enqueue(record, endpoint, now)
+            if self._store is not None:
+                self._store.save_event(event, record.sequence, [d.stored() for d in record.deliveries.values()])
             self._trim()
             if self._stopped and record.deliveries:
                 self._log.warning("webhook dispatcher is stopped: event %s (%s) will not be delivered",
@@ -278,6 +354,7 @@ class Dispatcher:
                 if delivery is not None and delivery.status is DeliveryStatus.PENDING:
                     continue
                 self._enqueue(record, endpoint, now, previous=delivery)
+                self._save(record.deliveries[endpoint.id])
             self._cond.notify_all()
             return record.view()
 
@@ -299,11 +376,13 @@ class Dispatcher:
         with self._cond:
             dropped: list[PendingDelivery] = []
             for endpoint_id, lane in list(self._lanes.items()):
-                dropped += self._abandon(lane, "the emulator was reset")
+                dropped += self._abandon(lane, "the emulator was reset", save=False)
                 if endpoint_id in removed:
                     lane.closed = True
                     del self._lanes[endpoint_id]
             self._records.clear()
+            if self._store is not None:
+                self._store.drop_events(None)
             self._cond.notify_all()
         if dropped:
             self._log.warning("reset dropped %d pending webhook deliveries: %s", len(dropped), _describe(dropped))
@@ -351,17 +430,26 @@ class Dispatcher:
         if lane is None:
             lane = self._lanes[endpoint.id] = _Lane(endpoint.id)
         lane.insert(delivery)
+        self._start(lane)
+
+    def _start(self, lane: _Lane) -> None:
         if not self._stopped and (lane.thread is None or not lane.thread.is_alive()):
-            lane.thread = threading.Thread(target=self._work, args=(lane,), name=f"webhooks-{endpoint.id}",
+            lane.thread = threading.Thread(target=self._work, args=(lane,), name=f"webhooks-{lane.endpoint_id}",
                                            daemon=True)
             lane.thread.start()
 
-    def _abandon(self, lane: _Lane, reason: str) -> list[PendingDelivery]:
+    def _save(self, delivery: _Delivery) -> None:
+        if self._store is not None:
+            self._store.save_delivery(delivery.event.id, delivery.stored())
+
+    def _abandon(self, lane: _Lane, reason: str, *, save: bool = True) -> list[PendingDelivery]:
         abandoned = []
         for delivery in lane.queue:
             delivery.status = DeliveryStatus.FAILED
             delivery.error = reason
             abandoned.append(delivery.pending())
+            if save:
+                self._save(delivery)
         lane.queue.clear()
         return abandoned
 
@@ -370,9 +458,12 @@ class Dispatcher:
         excess = len(self._records) - self._max_events
         if excess <= 0:
             return
-        for event_id in [event_id for event_id, record in self._records.items()
-                         if record.status() is not EventStatus.PENDING][:excess]:
+        forgotten = [event_id for event_id, record in self._records.items()
+                     if record.status() is not EventStatus.PENDING][:excess]
+        for event_id in forgotten:
             del self._records[event_id]
+        if forgotten and self._store is not None:
+            self._store.drop_events(forgotten)
 
     def _wake(self) -> None:
         with self._cond:
@@ -426,6 +517,12 @@ class Dispatcher:
             return SendResult(None, 0, f"transport error: {exc}")
 
     def _finish(self, lane: _Lane, delivery: _Delivery, attempt: Attempt) -> None:
+        self._settle(lane, delivery, attempt)
+        record = self._records.get(delivery.event.id)
+        if record is not None and record.deliveries.get(delivery.endpoint.id) is delivery:  # not once forgotten
+            self._save(delivery)
+
+    def _settle(self, lane: _Lane, delivery: _Delivery, attempt: Attempt) -> None:
         delivery.attempts.append(attempt)
         if not lane.queue or lane.queue[0] is not delivery:
             # Abandoned while in flight (endpoint removed, reset): keep the record of what happened, nothing more.

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from mock_server.domain.clock import Clock
@@ -56,6 +57,14 @@ def check_events(events: Iterable[str]) -> frozenset[EventType]:
     return frozenset(chosen)
 
 
+class EndpointStore(Protocol):
+    """Where endpoints are written through with ``--state`` (under the registry's lock)."""
+
+    def save_endpoint(self, endpoint: Endpoint) -> None: ...
+
+    def drop_endpoint(self, endpoint_id: str) -> None: ...
+
+
 class EndpointRegistry:
     """Thread-safe set of endpoints in registration order; secrets it makes come from the seeded ``rng``."""
 
@@ -65,6 +74,35 @@ class EndpointRegistry:
         self._rng = rng
         self._lock = threading.Lock()
         self._endpoints: dict[str, Endpoint] = {}
+        self._store: EndpointStore | None = None
+
+    def persist_with(self, store: EndpointStore) -> None:
+        """Write every later registration and removal through to ``store`` (once, after ``restore``)."""
+        with self._lock:
+            self._store = store
+
+    def restore(self, saved: Sequence[Endpoint]) -> None:
+        """Take back the endpoints a state file kept, in registration order.
+
+        Control-plane endpoints come back as they were. A configured endpoint comes back with its saved id (so
+        its delivery history still links up) when the configuration still has it with the same url, secret and
+        filter; the configuration decides which configured endpoints exist, and a saved one it no longer lists
+        is dropped.
+        """
+        with self._lock:
+            unused = [e for e in saved if e.source is EndpointSource.CONFIG]
+            restored: dict[str, Endpoint] = {}
+            for current in self._endpoints.values():
+                match = next((e for e in unused if (e.url, e.secret, e.events) ==
+                              (current.url, current.secret, current.events)), None)
+                if match is not None:
+                    unused.remove(match)
+                chosen = match or current
+                restored[chosen.id] = chosen
+            for endpoint in saved:
+                if endpoint.source is EndpointSource.CONTROL:
+                    restored[endpoint.id] = endpoint
+            self._endpoints = restored
 
     def add(self, url: str, *, secret: str | None = None, events: Iterable[str] | None = None,
             source: EndpointSource = EndpointSource.CONTROL) -> Endpoint:
@@ -88,11 +126,15 @@ class EndpointRegistry:
             endpoint = Endpoint(id=self._ids.new("we"), url=url, secret=secret or new_secret(self._rng),
                                 events=checked_events, created_at=self._clock.now(), source=source)
             self._endpoints[endpoint.id] = endpoint
+            if self._store is not None:
+                self._store.save_endpoint(endpoint)
         return endpoint
 
     def remove(self, endpoint_id: str) -> Endpoint:
         with self._lock:
             endpoint = self._endpoints.pop(endpoint_id, None)
+            if endpoint is not None and self._store is not None:
+                self._store.drop_endpoint(endpoint_id)
         if endpoint is None:
             raise ApiError(ErrorCode.NOT_FOUND, f"No webhook endpoint {endpoint_id}")
         return endpoint
@@ -111,4 +153,6 @@ class EndpointRegistry:
             dropped = [e for e in self._endpoints.values() if e.source is EndpointSource.CONTROL]
             for endpoint in dropped:
                 del self._endpoints[endpoint.id]
+                if self._store is not None:
+                    self._store.drop_endpoint(endpoint.id)
         return dropped

@@ -1,0 +1,175 @@
+"""Domain records ⇄ JSON text for the state file.
+
+Exact, not pretty: money and prices are Decimal strings (``"150.4975"`` stays that, never a binary float), instants
+are ISO 8601 with their microseconds and offset, enums are their values. Each record is one JSON object so a
+column never needs migrating when a field is added: a loader reads missing keys as their defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from mock_server.domain.oauth.clients import OAuthClient
+from mock_server.domain.oauth.server import Grant
+from mock_server.domain.trading.models import Fill, OrderSide, OrderStatus, OrderType, Strategy, TimeInForce
+from mock_server.domain.trading.state import OrderState, PositionState
+from mock_server.domain.webhooks.alerts import AlertKey, AlertKind
+from mock_server.domain.webhooks.dispatcher import Attempt, DeliveryStatus, StoredDelivery
+from mock_server.domain.webhooks.endpoints import Endpoint, EndpointSource
+from mock_server.domain.webhooks.events import EventType
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def instant(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def _instant(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+# -- trading ------------------------------------------------------------------------------------------------------
+
+def dump_order(order: OrderState) -> str:
+    return dumps({
+        "id": order.id, "client_order_id": order.client_order_id, "symbol": order.symbol, "type": order.type,
+        "side": order.side, "quantity": order.quantity, "limit_price": _money(order.limit_price),
+        "stop_price": _money(order.stop_price), "time_in_force": order.time_in_force, "strategy": order.strategy,
+        "created_at": instant(order.created_at), "reserve_price": str(order.reserve_price),
+        "last_step": order.last_step, "expires_at": _instant_or_none(order.expires_at), "status": order.status,
+        "fills": [[fill.quantity, str(fill.price), instant(fill.timestamp)] for fill in order.fills],
+        "filled_quantity": order.filled_quantity, "filled_value": str(order.filled_value),
+        "triggered": order.triggered, "pinned": order.pinned, "reject_reason": order.reject_reason,
+        "updated_at": _instant_or_none(order.updated_at), "filled_at": _instant_or_none(order.filled_at),
+        "cancelled_at": _instant_or_none(order.cancelled_at), "expired_at": _instant_or_none(order.expired_at),
+    })
+
+
+def load_order(text: str) -> OrderState:
+    data = json.loads(text)
+    created_at = datetime.fromisoformat(data["created_at"])
+    return OrderState(
+        id=data["id"], client_order_id=data.get("client_order_id"), symbol=data["symbol"],
+        type=OrderType(data["type"]), side=OrderSide(data["side"]), quantity=int(data["quantity"]),
+        limit_price=_decimal(data.get("limit_price")), stop_price=_decimal(data.get("stop_price")),
+        time_in_force=TimeInForce(data["time_in_force"]), strategy=Strategy(data["strategy"]),
+        created_at=created_at, reserve_price=Decimal(data["reserve_price"]), last_step=int(data["last_step"]),
+        expires_at=_instant(data.get("expires_at")), status=OrderStatus(data["status"]),
+        fills=[Fill(int(q), Decimal(p), datetime.fromisoformat(t)) for q, p, t in data.get("fills", [])],
+        filled_quantity=int(data.get("filled_quantity", 0)), filled_value=Decimal(data.get("filled_value", "0.00")),
+        triggered=bool(data.get("triggered", False)), pinned=bool(data.get("pinned", False)),
+        reject_reason=data.get("reject_reason"), updated_at=_instant(data.get("updated_at")),
+        filled_at=_instant(data.get("filled_at")), cancelled_at=_instant(data.get("cancelled_at")),
+        expired_at=_instant(data.get("expired_at")),
+    )
+
+
+def dump_positions(positions: dict[str, PositionState]) -> str:
+    return dumps([{
+        "symbol": p.symbol, "opened_at": instant(p.opened_at), "updated_at": instant(p.updated_at),
+        "quantity": p.quantity, "cost": str(p.cost), "bought_quantity": p.bought_quantity,
+        "bought_value": str(p.bought_value), "sold_quantity": p.sold_quantity, "sold_value": str(p.sold_value),
+        "realized_pl": str(p.realized_pl),
+    } for p in positions.values()])
+
+
+def load_positions(text: str) -> dict[str, PositionState]:
+    positions = {}
+    for data in json.loads(text):
+        position = PositionState(
+            symbol=data["symbol"], opened_at=datetime.fromisoformat(data["opened_at"]),
+            updated_at=datetime.fromisoformat(data["updated_at"]), quantity=int(data["quantity"]),
+            cost=Decimal(data["cost"]), bought_quantity=int(data["bought_quantity"]),
+            bought_value=Decimal(data["bought_value"]), sold_quantity=int(data["sold_quantity"]),
+            sold_value=Decimal(data["sold_value"]), realized_pl=Decimal(data["realized_pl"]),
+        )
+        positions[position.symbol] = position
+    return positions
+
+
+def _instant_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else instant(moment)
+
+
+# -- OAuth --------------------------------------------------------------------------------------------------------
+
+def dump_grant(grant: Grant) -> str:
+    return dumps({"client_id": grant.client_id, "subject": grant.subject, "scopes": list(grant.scopes),
+                  "refresh_token": grant.refresh_token, "revoked": grant.revoked,
+                  "retired_refresh_tokens": sorted(grant.retired_refresh_tokens)})
+
+
+def load_grant(text: str) -> Grant:
+    data = json.loads(text)
+    return Grant(client_id=data["client_id"], subject=data["subject"], scopes=tuple(data["scopes"]),
+                 refresh_token=data["refresh_token"], revoked=bool(data.get("revoked", False)),
+                 retired_refresh_tokens=set(data.get("retired_refresh_tokens", ())))
+
+
+def dump_client(client: OAuthClient) -> str:
+    return dumps({"client_id": client.client_id, "client_secret": client.client_secret,
+                  "redirect_uris": list(client.redirect_uris), "scopes": list(client.scopes),
+                  "allow_loopback_redirects": client.allow_loopback_redirects})
+
+
+def load_client(text: str) -> OAuthClient:
+    data = json.loads(text)
+    return OAuthClient(data["client_id"], data["client_secret"], tuple(data.get("redirect_uris", ())),
+                       tuple(data["scopes"]), bool(data.get("allow_loopback_redirects", False)))
+
+
+# -- webhooks -----------------------------------------------------------------------------------------------------
+
+def dump_endpoint(endpoint: Endpoint) -> str:
+    return dumps({"id": endpoint.id, "url": endpoint.url, "secret": endpoint.secret,
+                  "events": None if endpoint.events is None else sorted(endpoint.events),
+                  "created_at": instant(endpoint.created_at), "source": endpoint.source})
+
+
+def load_endpoint(text: str) -> Endpoint:
+    data = json.loads(text)
+    events = data.get("events")
+    return Endpoint(id=data["id"], url=data["url"], secret=data["secret"],
+                    events=None if events is None else frozenset(EventType(e) for e in events),
+                    created_at=datetime.fromisoformat(data["created_at"]), source=EndpointSource(data["source"]))
+
+
+def dump_delivery(delivery: StoredDelivery) -> str:
+    return dumps({
+        "endpoint_id": delivery.endpoint_id, "url": delivery.url, "status": delivery.status,
+        "attempts": [{"number": a.number, "at": instant(a.at), "status_code": a.status_code,
+                      "latency_ms": a.latency_ms, "error": a.error} for a in delivery.attempts],
+        "failures": delivery.failures, "next_at": instant(delivery.next_at), "error": delivery.error,
+    })
+
+
+def load_delivery(text: str) -> StoredDelivery:
+    data = json.loads(text)
+    attempts = tuple(Attempt(int(a["number"]), datetime.fromisoformat(a["at"]), a.get("status_code"),
+                             int(a.get("latency_ms", 0)), a.get("error")) for a in data.get("attempts", ()))
+    return StoredDelivery(endpoint_id=data["endpoint_id"], url=data["url"], status=DeliveryStatus(data["status"]),
+                          attempts=attempts, failures=int(data.get("failures", 0)),
+                          next_at=datetime.fromisoformat(data["next_at"]), error=data.get("error"))
+
+
+def dump_alerts(active: frozenset[AlertKey]) -> str:
+    return dumps(sorted([account, symbol, instant(opened), str(kind)] for account, symbol, opened, kind in active))
+
+
+def load_alerts(text: str) -> frozenset[AlertKey]:
+    return frozenset((account, symbol, datetime.fromisoformat(opened), AlertKind(kind))
+                     for account, symbol, opened, kind in json.loads(text))

@@ -1,0 +1,287 @@
+// The dashboard's script: polls the control plane every POLL_MS and keeps a market-data socket open.
+// Every value comes from the emulator, so the DOM is built with textContent only (journal paths and bodies are
+// whatever clients sent). Polls carry X-Tradefence-Dashboard: poll, which keeps them out of the journal.
+'use strict';
+
+const POLL_MS = 2000;
+const MAX_ACCOUNTS = 25;      // per poll: each account costs two requests
+const ORDERS_PER_ACCOUNT = 20;
+const ROWS = 50;
+const DEFAULT_SYMBOLS = ['AAPL', 'MSFT', 'GOOGL', 'AMZN', 'TSLA', 'NVDA'];
+const POLL_HEADERS = { 'X-Tradefence-Dashboard': 'poll' };
+
+const watched = new Set(symbolsFromQuery() || DEFAULT_SYMBOLS);
+const quotes = new Map();     // symbol -> {bid, ask, last, size, at}
+let socket = null;
+let reconnectDelay = 1000;
+
+// -- helpers --------------------------------------------------------------------------------------------------
+
+function symbolsFromQuery() {
+  const raw = new URLSearchParams(location.search).get('symbols');
+  if (!raw) return null;
+  const symbols = raw.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);
+  return symbols.length ? symbols : null;
+}
+
+function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (className) node.className = className;
+  return node;
+}
+
+function row(cells, className) {
+  const tr = el('tr', undefined, className);
+  for (const cell of cells) {
+    if (cell instanceof Node) {
+      const td = el('td');
+      td.appendChild(cell);
+      tr.appendChild(td);
+    } else if (cell && typeof cell === 'object') {
+      const td = el('td', cell.text, cell.className);
+      if (cell.title) td.title = cell.title;
+      tr.appendChild(td);
+    } else {
+      tr.appendChild(el('td', cell));
+    }
+  }
+  return tr;
+}
+
+function fill(tableId, rows, columns, emptyText) {
+  const body = document.querySelector(`#${tableId} tbody`);
+  body.replaceChildren(...(rows.length ? rows : [row([{ text: emptyText, className: 'empty' }])]));
+  if (!rows.length) body.firstChild.firstChild.colSpan = columns;
+}
+
+function money(value, digits = 2) {
+  if (value === null || value === undefined) return '–';
+  return Number(value).toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function num(value, digits, extra) {
+  return { text: money(value, digits), className: `num${extra ? ` ${extra}` : ''}` };
+}
+
+function signed(value, digits = 2) {
+  return num(value, digits, value > 0 ? 'up' : value < 0 ? 'down' : '');
+}
+
+function time(iso) {
+  return iso ? iso.slice(11, 19) : '–';
+}
+
+function badge(text, kind) {
+  return el('span', text, `badge ${kind || text}`);
+}
+
+async function getJson(path) {
+  const response = await fetch(path, { headers: POLL_HEADERS, cache: 'no-store' });
+  if (!response.ok) {
+    const error = new Error(`${path}: HTTP ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
+  return response.json();
+}
+
+async function optional(path) {
+  // Endpoints this emulator may not have (an older build): null instead of failing the whole poll.
+  try {
+    return await getJson(path);
+  } catch (error) {
+    if (error.status === 404 || error.status === 405) return null;
+    throw error;
+  }
+}
+
+// -- polling --------------------------------------------------------------------------------------------------
+
+async function poll() {
+  try {
+    const [state, accounts, journal, deliveries] = await Promise.all([
+      getJson('/_mock/state'),
+      getJson('/_mock/accounts'),
+      optional(`/_mock/journal?limit=${ROWS}&path=${encodeURIComponent('^/(?!_mock/)')}`),
+      optional('/_mock/webhooks/deliveries?limit=20'),
+    ]);
+    const shown = accounts.data.slice(0, MAX_ACCOUNTS);
+    const books = await Promise.all(shown.map(async (account) => {
+      const base = `/_mock/accounts/${encodeURIComponent(account.id)}`;
+      const [orders, positions] = await Promise.all([
+        optional(`${base}/orders?limit=${ORDERS_PER_ACCOUNT}`),
+        optional(`${base}/positions`),
+      ]);
+      return { account, orders: orders ? orders.data : [], positions: positions ? positions.data : [] };
+    }));
+    renderState(state);
+    renderAccounts(accounts.data, books);
+    renderOrders(books);
+    renderPositions(books);
+    renderJournal(journal);
+    renderWebhooks(deliveries);
+    setStatus(`updated ${new Date().toLocaleTimeString()}`, false);
+  } catch (error) {
+    setStatus(`emulator unreachable: ${error.message}`, true);
+  } finally {
+    setTimeout(poll, POLL_MS);
+  }
+}
+
+function setStatus(text, isError) {
+  const status = document.getElementById('status');
+  status.textContent = text;
+  status.classList.toggle('error', isError);
+}
+
+function renderState(state) {
+  document.getElementById('state-seed').textContent = state.seed;
+  document.getElementById('state-clock').textContent =
+    `${state.clock.now.replace('T', ' ').replace('Z', ' UTC')}${state.clock.frozen ? ' (frozen)' : ''}`;
+  document.getElementById('state-market').textContent =
+    `${state.market_open ? 'open' : 'closed'} (mode ${state.market_mode})`;
+  document.getElementById('state-faults').textContent = state.faults;
+}
+
+function renderAccounts(all, books) {
+  document.getElementById('accounts-note').textContent =
+    all.length > books.length ? `showing ${books.length} of ${all.length}` : '';
+  fill('accounts', books.map(({ account }) => row([
+    { text: account.id, className: 'mono' }, num(account.cash), num(account.buying_power),
+    num(account.reserved_cash), num(account.positions_value), num(account.equity), signed(account.realized_pl),
+    time(account.created_at),
+  ])), 8, 'No accounts yet: mint a token or sign in (the account opens on first use).');
+}
+
+function renderOrders(books) {
+  const orders = books.flatMap(({ account, orders }) => orders.map((order) => ({ account, order })));
+  orders.sort((a, b) => (a.order.id < b.order.id ? 1 : -1)); // ids sort by creation time
+  fill('orders', orders.slice(0, ROWS).map(({ account, order }) => {
+    const open = order.status === 'OPEN' || order.status === 'PARTIALLY_FILLED';
+    const limits = [order.price, order.stop_price].filter((v) => v !== null).map((v) => money(v)).join(' / ');
+    return row([
+      { text: account.id, className: 'mono' }, { text: order.id, className: 'mono', title: order.client_order_id || '' },
+      order.symbol, order.side, `${order.type} ${order.time_in_force}`, num(order.quantity, 0),
+      num(order.filled_quantity, 0), { text: limits || '–', className: 'num' }, num(order.average_fill_price, 4),
+      badge(order.status), time(order.created_at),
+    ], open ? 'open' : '');
+  }), 11, 'No orders yet.');
+}
+
+function renderPositions(books) {
+  const positions = books.flatMap(({ account, positions }) => positions.map((position) => ({ account, position })));
+  for (const { position } of positions) watch(position.symbol);
+  fill('positions', positions.map(({ account, position }) => row([
+    { text: account.id, className: 'mono' }, position.symbol, num(position.quantity, 0),
+    num(position.average_entry_price, 4), num(position.market_price), num(position.market_value),
+    signed(position.unrealized_pl),
+  ])), 7, 'No open positions.');
+}
+
+function renderJournal(journal) {
+  const note = document.getElementById('journal-note');
+  if (journal === null) {
+    note.textContent = 'not available on this emulator (no /_mock/journal)';
+    fill('journal', [], 6, 'Unavailable.');
+    return;
+  }
+  note.textContent = 'API requests only (control-plane calls hidden)';
+  fill('journal', journal.data.map((entry) => row([
+    time(entry.timestamp), entry.method, { text: entry.path, className: 'mono' },
+    entry.status === null ? badge('dropped', 's5') : badge(entry.status, `s${String(entry.status)[0]}`),
+    entry.operation || '–', num(entry.duration_ms, 1),
+  ])), 6, 'No API requests yet.');
+}
+
+function renderWebhooks(deliveries) {
+  if (deliveries === null) {
+    fill('webhooks', [], 5, 'Unavailable.');
+    return;
+  }
+  fill('webhooks', deliveries.data.map((event) => {
+    const attempts = el('span');
+    for (const delivery of event.deliveries) {
+      for (const attempt of delivery.attempts) {
+        const label = `#${attempt.number} ${attempt.status_code ?? 'no answer'} ${attempt.latency_ms}ms`;
+        const kind = attempt.succeeded ? 's2' : 's5';
+        const item = badge(label, `attempt ${kind}`);
+        item.title = `${delivery.url} at ${attempt.attempted_at}${attempt.error ? `: ${attempt.error}` : ''}`;
+        attempts.appendChild(item);
+      }
+      if (delivery.next_attempt_at) attempts.appendChild(el('span', `retry at ${time(delivery.next_attempt_at)}`));
+    }
+    if (!event.deliveries.length) attempts.textContent = 'no endpoint wanted it';
+    return row([
+      { text: event.id, className: 'mono', title: event.created_at }, event.type, event.account_id,
+      badge(event.status), attempts,
+    ]);
+  }), 5, 'No webhook events yet.');
+}
+
+// -- market data ----------------------------------------------------------------------------------------------
+
+function watch(symbol) {
+  if (watched.has(symbol)) return;
+  watched.add(symbol);
+  if (socket && socket.readyState === WebSocket.OPEN) {
+    socket.send(JSON.stringify({ action: 'subscribe', symbols: [symbol] }));
+  }
+  renderQuotes();
+}
+
+function connect() {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  socket = new WebSocket(`${scheme}://${location.host}/market-data`);
+  const streamStatus = document.getElementById('stream-status');
+  socket.onopen = () => {
+    reconnectDelay = 1000;
+    streamStatus.textContent = 'stream: live';
+    socket.send(JSON.stringify({ action: 'subscribe', symbols: [...watched] }));
+  };
+  socket.onmessage = (message) => {
+    const data = JSON.parse(message.data);
+    if (data.type === 'quote') {
+      const quote = quotes.get(data.symbol) || {};
+      Object.assign(quote, { bid: data.bid, ask: data.ask, at: data.timestamp });
+      quotes.set(data.symbol, quote);
+      renderQuotes(data.symbol);
+    } else if (data.type === 'trade') {
+      const quote = quotes.get(data.symbol) || {};
+      Object.assign(quote, { last: data.price, size: data.size, at: data.timestamp });
+      quotes.set(data.symbol, quote);
+      renderQuotes(data.symbol);
+    } else if (data.type === 'error') {
+      streamStatus.textContent = `stream: error ${data.code}: ${data.message}`;
+      for (const symbol of data.symbols || []) watched.delete(symbol);
+      renderQuotes();
+    }
+  };
+  socket.onclose = (event) => {
+    streamStatus.textContent = `stream: closed (${event.code}), reconnecting…`;
+    setTimeout(connect, reconnectDelay);
+    reconnectDelay = Math.min(reconnectDelay * 2, 10000);
+  };
+}
+
+function renderQuotes(changed) {
+  fill('quotes', [...watched].sort().map((symbol) => {
+    const quote = quotes.get(symbol) || {};
+    return row([
+      { text: symbol, className: 'mono' }, num(quote.bid), num(quote.ask), num(quote.last), num(quote.size, 0),
+      time(quote.at),
+    ], symbol === changed ? 'flash' : '');
+  }), 6, 'No symbols watched.');
+}
+
+document.getElementById('add-symbol').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const input = event.target.elements.symbol;
+  const symbol = input.value.trim().toUpperCase();
+  if (symbol) watch(symbol);
+  input.value = '';
+});
+
+renderQuotes();
+connect();
+poll();
