@@ -112,11 +112,16 @@ class Run:
         figures: dict[str, dict[int, LoadResult]] = {}
         try:
             with make() as server:
-                rest.measure(server, flavour, connections, self.args.seconds, self.args.warmup, progress, figures)
+                rest.measure(server, flavour, rest.ENDPOINTS, connections, self.args.seconds, self.args.warmup,
+                             progress, figures)
         finally:
             if any(figures.values()):
                 self.results["rest"][stack] = {endpoint: {str(c): run.as_dict() for c, run in levels.items()}
                                                for endpoint, levels in figures.items() if levels}
+
+    def soak(self, config: Path) -> None:
+        with werkzeug_server(config) as server:
+            self.results["soak"] = rest.soak(server, self.args.seconds, self.args.warmup, progress=progress)
 
     def stream(self, stack: str, make: Callable[[], Server]) -> None:
         levels: dict[str, Any] = {}
@@ -197,6 +202,8 @@ class Run:
                     "gunicorn", lambda: gunicorn_server(rest_config), rest.EMULATOR, self.args.connections))
         elif self.args.stacks == "all":
             stacks.append("gunicorn")
+        if "soak" in sections:
+            self.section("REST soak: POST /v1/orders past 10,000 orders (werkzeug)", lambda: self.soak(rest_config))
         if "stream" in sections:
             self.section("stream: emulator (werkzeug threaded)",
                          lambda: self.stream("werkzeug", lambda: werkzeug_server(stream_config, "werkzeug-stream")))
@@ -246,7 +253,8 @@ def _version(argv: list[str]) -> str:
     if shutil.which(argv[0]) is None:
         return ""
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    return (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr) else ""
+    text = (done.stdout or done.stderr).strip()
+    return text.splitlines()[0].split(" [")[0] if text else ""  # wrk: "wrk debian/4.1.0-3+b2 [epoll] Copyright..."
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -263,11 +271,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stream-seconds", type=float, default=4.0, help="measured seconds per stream level")
     parser.add_argument("--stacks", choices=["auto", "werkzeug", "all"], default="auto",
                         help="auto: measure gunicorn gthread only if werkzeug misses a REST target")
-    parser.add_argument("--sections", nargs="+", default=["rest", "stream", "startup", "contracts"],
-                        choices=["rest", "stream", "startup", "contracts"])
+    parser.add_argument("--sections", nargs="+", default=["rest", "soak", "stream", "startup", "contracts"],
+                        choices=["rest", "soak", "stream", "startup", "contracts"])
     parser.add_argument("--no-prism", action="store_true", help="skip Prism (its ratios then read n/a)")
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=OUT_DIR / "results.json")
+    parser.add_argument("--markdown", type=Path, metavar="RESULTS",
+                        help="only print the figures of an earlier run (its results.json) as Markdown tables")
     args = parser.parse_args(argv)
     args.connections = REST_CONNECTIONS
     args.reference_connections = REFERENCE_CONNECTIONS
@@ -277,6 +287,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.markdown is not None:
+        print(report.markdown(json.loads(args.markdown.read_text())))
+        return 0
     install_signal_handlers()
     run = Run(args)
     interrupted = False

@@ -47,8 +47,13 @@ def _ratios(results: dict[str, Any], stack: str, other: str, endpoint: str) -> l
     return pairs
 
 
+def ratio(value: float) -> str:
+    """Two significant digits: 2.3x, 0.52x, 0.0083x."""
+    return f"{value:.2g}x" if value < 1 else f"{value:.2f}x"
+
+
 def _ratio_text(pairs: list[tuple[int, float]]) -> str:
-    return " / ".join(f"{ratio:.2f}x" for _, ratio in pairs) + " at c=" + "/".join(str(c) for c, _ in pairs)
+    return " / ".join(ratio(value) for _, value in pairs) + " at c=" + "/".join(str(c) for c, _ in pairs)
 
 
 def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -71,6 +76,12 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             pairs = _ratios(results, stack, "bare", endpoint)
             if pairs:
                 targets.append(_target(f"{LABELS[endpoint]} vs bare responder", stack, _ratio_text(pairs), None))
+    soak = results.get("soak")
+    if soak:
+        fresh, after = soak["fresh"]["rps"], soak["after"]["rps"]
+        targets.append(_target(f"POST /v1/orders after {soak['orders_before']:,} orders vs fresh "
+                               f"(c={soak['connections']})", "werkzeug",
+                               f"{after:,.0f} vs {fresh:,.0f} req/s = {ratio(after / fresh) if fresh else '-'}", None))
     for stack, levels in results.get("stream", {}).items():
         run = levels.get(str(STREAM_CLIENTS)) if isinstance(levels, dict) else None
         if run is None:
@@ -153,7 +164,7 @@ def render(results: dict[str, Any]) -> str:
                         if other not in rest:
                             continue
                         mine, theirs = (_rps(results, s, endpoint, connections) for s in (stack, other))
-                        row.append(f"{mine / theirs:.2f}x" if mine and theirs else "-")
+                        row.append(ratio(mine / theirs) if mine and theirs else "-")
                 foreign = [rest[stack][endpoint][str(connections)].get("foreign_cores", 0.0) for stack in stacks
                            if str(connections) in rest[stack].get(endpoint, {})]
                 row.append(f"{max(foreign):.2f}" if foreign else "-")
@@ -191,4 +202,53 @@ def render(results: dict[str, Any]) -> str:
                           [[t["target"], t["stack"], t["measured"], t["result"]] for t in targets]))
     for error in results.get("errors", []):
         out.append(f"HARNESS ERROR: {error}")
+    return "\n".join(out)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The figures as Markdown tables, for the README (`python -m benchmarks --markdown .bench/results.json`)."""
+    out: list[str] = []
+    machine = results.get("machine", {})
+    out.append(f"Measured {results.get('date', '?')[:10]} on {machine.get('cpus')} cores ({machine.get('cpu_model')}), "
+               f"{machine.get('memory_gib')} GiB, Python {machine.get('python')}, {machine.get('wrk')}, "
+               f"node {machine.get('node')}, Prism {machine.get('prism')}.")
+    rest = results.get("rest", {})
+    stacks = [stack for stack in ("werkzeug", "gunicorn", "prism", "bare") if stack in rest]
+    if stacks:
+        out += ["", "| operation | conns | " + " | ".join(f"{s} req/s (p50 / p99 ms)" for s in stacks)
+                + " | werkzeug / prism | werkzeug / bare | others' cores |",
+                "|---|---:|" + "---:|" * len(stacks) + "---:|---:|---:|"]
+        for endpoint in ENDPOINTS:
+            levels = sorted({int(c) for stack in stacks for c in rest[stack].get(endpoint, {})})
+            for connections in levels:
+                cells = []
+                for stack in stacks:
+                    run = rest[stack].get(endpoint, {}).get(str(connections))
+                    cells.append(f"{run['rps']:,.0f} ({run['p50_ms']:.1f} / {run['p99_ms']:.1f})" if run else "-")
+                mine = _rps(results, "werkzeug", endpoint, connections)
+                ratios = []
+                for other in ("prism", "bare"):
+                    theirs = _rps(results, other, endpoint, connections)
+                    ratios.append(ratio(mine / theirs) if mine and theirs else "-")
+                foreign = [rest[s][endpoint][str(connections)].get("foreign_cores", 0.0) for s in stacks
+                           if str(connections) in rest[s].get(endpoint, {})]
+                out.append(f"| {LABELS[endpoint]} | {connections} | " + " | ".join(cells) + " | "
+                           + " | ".join(ratios) + f" | {max(foreign):.2f} |")
+    stream = results.get("stream", {})
+    if stream:
+        out += ["", "| stream stack | clients | ticks/s (ceiling) | lag p50 / p99 ms | dropped | starved | RSS MiB "
+                "| server cores | others' cores |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for stack, levels in stream.items():
+            if "status" in levels:
+                out.append(f"| {stack} | - | stream: {levels['status']} | | | | | | |")
+                continue
+            for clients, run in sorted(levels.items(), key=lambda item: int(item[0])):
+                out.append(f"| {stack} | {clients} | {run['ticks_per_s']:,.0f} ({run['ceiling_per_s']:,.0f}) | "
+                           f"{run['lag_p50_ms']:.1f} / {run['lag_p99_ms']:.1f} | {run['dropped']:,} | "
+                           f"{run['starved']} | {run['rss_mib']:.0f} | {run['server_cpu']:.2f} | "
+                           f"{run.get('foreign_cores', 0.0):.2f} |")
+    targets = results.get("targets", [])
+    if targets:
+        out += ["", "| target | stack | measured | result |", "|---|---|---|---|"]
+        out += [f"| {t['target']} | {t['stack']} | {t['measured']} | **{t['result']}** |" for t in targets]
     return "\n".join(out)

@@ -16,6 +16,7 @@ socket errors is a harness error, not a figure.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -104,15 +105,24 @@ def _check(server: Server, flavour: Flavour, endpoint: str, request: Request, to
                            f"{json.dumps(answer)[:300]}")
 
 
-def measure(server: Server, flavour: Flavour, connection_counts: Sequence[int], seconds: float,
-            warmup: float, progress: object = print,
+def measure(server: Server, flavour: Flavour, endpoints: Sequence[str], connection_counts: Sequence[int],
+            seconds: float, warmup: float, progress: object = print,
             figures: dict[str, dict[int, LoadResult]] | None = None) -> dict[str, dict[int, LoadResult]]:
-    """Fills ``figures`` (endpoint -> connections -> result) as it goes, so a failure keeps what was measured."""
-    requests = prepare(server, flavour)
+    """Fills ``figures`` (endpoint -> connections -> result) as it goes, so a failure keeps what was measured.
+
+    The emulator is reset (`POST /_mock/reset`) before every run: what one run leaves behind (thousands of
+    filled orders and their webhook event records) must not slow down the next, nor depend on how fast the
+    last one was. `soak` measures that growth on its own.
+    """
     figures = {} if figures is None else figures
-    for endpoint in ENDPOINTS:
+    for endpoint in endpoints:
         figures[endpoint] = {}
         for connections in connection_counts:
+            if flavour.kind == "emulator":
+                status, body = call(server.port or 0, "POST", "/_mock/reset", {})
+                if status != 200:
+                    raise HarnessError(f"{server.name}: POST /_mock/reset answered {status}: {body}")
+            requests = prepare(server, flavour)
             with CpuMeter(server) as meter:
                 result = run(server.port or 0, requests[endpoint], connections, seconds, warmup)
             result.server_cores, result.foreign_cores = meter.server_cores, meter.foreign_cores
@@ -125,3 +135,34 @@ def measure(server: Server, flavour: Flavour, connection_counts: Sequence[int], 
                      f"{result.rps:>9.0f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
                      f"server {result.server_cores:.2f} cores, others {result.foreign_cores:.2f}")
     return figures
+
+
+SOAK_ORDERS = 10_500  # just past 10,000: the webhook dispatcher keeps at most 10,000 event records
+SOAK_CONNECTIONS = 16
+
+
+def soak(server: Server, seconds: float, warmup: float, budget: float = 30.0,
+         progress: object = print) -> dict[str, object]:
+    """`POST /v1/orders` fresh, then again after ``SOAK_ORDERS`` filled orders (or ``budget`` seconds of them).
+
+    Every fill leaves records behind (the order, its webhook event); a cost that grows with them shows here
+    and nowhere else, since the other runs start from a fresh server.
+    """
+    request = prepare(server, EMULATOR)["create_order"]
+    port = server.port or 0
+    placed = 2  # prepare's order and check
+    if warmup > 0:
+        placed += run(port, request, SOAK_CONNECTIONS, warmup, 0).requests
+    fresh = run(port, request, SOAK_CONNECTIONS, seconds, 0)
+    placed += fresh.requests
+    deadline = time.monotonic() + budget
+    while placed < SOAK_ORDERS and time.monotonic() < deadline:
+        placed += run(port, request, SOAK_CONNECTIONS, min(5.0, max(1.0, deadline - time.monotonic())), 0).requests
+    after = run(port, request, SOAK_CONNECTIONS, seconds, 0)
+    for result in (fresh, after):
+        if result.non_2xx or result.errors:
+            raise HarnessError(f"{server.name} soak: {result.non_2xx} non-2xx, {result.errors} socket errors")
+    progress(f"  {server.name:<10} POST /v1/orders c={SOAK_CONNECTIONS}: fresh {fresh.rps:.0f} req/s, "  # type: ignore[operator]
+             f"after {placed:,} orders {after.rps:.0f} req/s (p99 {fresh.p99_ms:.1f} -> {after.p99_ms:.1f} ms)")
+    return {"connections": SOAK_CONNECTIONS, "fresh": fresh.as_dict(), "orders_before": placed,
+            "after": after.as_dict()}
