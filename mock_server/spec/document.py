@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jsonschema_rs
 import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -56,11 +57,13 @@ class SpecDocument:
         self.raw = document
         resource = Resource.from_contents(document, default_specification=DRAFT202012)
         self.registry: Registry = Registry().with_resource(SPEC_URI, resource)
+        self.rs_registry = jsonschema_rs.Registry([(SPEC_URI, document)])  # the same, for the fast validators
 
     @classmethod
     def load(cls, path: Path | None = None) -> SpecDocument:
         text = path.read_text() if path else resources.files("mock_server").joinpath("openapi.yaml").read_text()
-        return cls(yaml.safe_load(text))
+        # libyaml's parser when present: the spec is large and this parse is most of the emulator's cold start.
+        return cls(yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
 
     @cached_property
     def operations(self) -> tuple[Operation, ...]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 
@@ -25,11 +26,16 @@ class Principal:
 
 
 class AccessTokens:
-    def __init__(self, *, key: str, issuer: str, audience: str, clock: Clock) -> None:
+    def __init__(self, *, key: str, issuer: str, audience: str, clock: Clock, cache_size: int = 10_000) -> None:
         self._key = key
         self._issuer = issuer
         self._audience = audience
         self._clock = clock
+        # Signature and claim checks of a token never change, so they are done once per token; expiry is
+        # checked on every use against the (movable) clock, revocation by the caller.
+        self._verified: dict[str, tuple[Principal, datetime]] = {}
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
 
     def issue(self, *, subject: str, client_id: str, scopes: tuple[str, ...], grant_id: str, token_id: str,
               ttl: timedelta) -> str:
@@ -43,6 +49,20 @@ class AccessTokens:
 
     def verify(self, token: str) -> Principal:
         """Decode and check a bearer token; any failure is 1001 with a description fit for WWW-Authenticate."""
+        with self._lock:
+            known = self._verified.get(token)
+        if known is None:
+            known = self._decode(token)
+            with self._lock:
+                if len(self._verified) >= self._cache_size:
+                    self._verified.clear()
+                self._verified[token] = known
+        principal, expires = known
+        if expires <= self._clock.now():
+            raise ApiError(ErrorCode.INVALID_CREDENTIALS, "The access token expired")
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, datetime]:
         try:
             claims = jwt.decode(
                 token, self._key, algorithms=[ALGORITHM], audience=self._audience, issuer=self._issuer,
@@ -50,10 +70,9 @@ class AccessTokens:
             )
         except jwt.InvalidTokenError as exc:
             raise ApiError(ErrorCode.INVALID_CREDENTIALS, f"The access token is invalid: {exc}") from None
-        if datetime.fromtimestamp(claims["exp"], self._clock.now().tzinfo) <= self._clock.now():
-            raise ApiError(ErrorCode.INVALID_CREDENTIALS, "The access token expired")
-        return Principal(
+        principal = Principal(
             subject=str(claims["sub"]), client_id=str(claims.get("client_id", "")),
             scopes=frozenset(str(claims.get("scope", "")).split()), grant_id=str(claims["gid"]),
             token_id=str(claims["jti"]),
         )
+        return principal, datetime.fromtimestamp(claims["exp"], UTC)

@@ -458,8 +458,12 @@ class Dispatcher:
         excess = len(self._records) - self._max_events
         if excess <= 0:
             return
-        forgotten = [event_id for event_id, record in self._records.items()
-                     if record.status() is not EventStatus.PENDING][:excess]
+        forgotten: list[str] = []
+        for event_id, record in self._records.items():  # oldest first; stop as soon as enough are found
+            if record.status() is not EventStatus.PENDING:
+                forgotten.append(event_id)
+                if len(forgotten) == excess:
+                    break
         for event_id in forgotten:
             del self._records[event_id]
         if forgotten and self._store is not None:
