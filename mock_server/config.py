@@ -7,6 +7,7 @@ A bad file fails at start with a message naming the key.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -30,6 +31,14 @@ class ClientConfig:
     client_secret: str
     redirect_uris: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ("trading:read", "trading:write")
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """An `[[accounts]]` entry: a sandbox user whose account exists from the start with this cash."""
+
+    subject: str
+    cash: Decimal
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,8 @@ class Config:
     require_auth: bool = False  # market-data stream: refuse clients that do not authenticate
     stream_auth_timeout: float = 10.0  # market-data stream, with require_auth: seconds to authenticate
     clients: tuple[ClientConfig, ...] = ()
+    accounts: tuple[AccountConfig, ...] = ()
+    consent: str = "auto"  # auto: /authorize approves at once; page: it shows an approve/deny page first
     webhook_url: str = ""  # one endpoint (TRADEFENCE_WEBHOOK_URL), signed with webhook_secret
     webhook_secret: str = ""  # whsec_<base64> (TRADEFENCE_WEBHOOK_SECRET); empty: derived from the seed
     webhooks: tuple[WebhookConfig, ...] = ()  # more endpoints: [[webhooks]] url, secret, events
@@ -106,7 +117,7 @@ class Config:
         return replace(self, **{key: value for key, value in values.items() if value is not None})
 
 
-_SCALARS = {f.name: f for f in fields(Config) if f.name not in ("clients", "webhooks")}
+_SCALARS = {f.name: f for f in fields(Config) if f.name not in ("clients", "webhooks", "accounts")}
 ENVIRONMENT = {"TRADEFENCE_SEED": "seed", "TRADEFENCE_PORT": "port", "TRADEFENCE_HOST": "host",
                "TRADEFENCE_MARKET_MODE": "market_mode", "PORT": "port", "HOST": "host", "SEED": "seed",
                "TRADEFENCE_WEBHOOK_URL": "webhook_url", "TRADEFENCE_WEBHOOK_SECRET": "webhook_secret",
@@ -146,7 +157,13 @@ def _optional(check: Callable[[str], object]) -> Callable[[str], None]:
     return run
 
 
+def _consent(value: str) -> None:
+    if value not in ("auto", "page"):
+        raise ValueError("must be auto (approve at once) or page (show an approve/deny page)")
+
+
 _CHECKS: dict[str, Callable[[Any], object]] = {
+    "consent": _consent,
     "webhook_url": _optional(check_url),
     "webhook_secret": _optional(check_secret),
     "webhook_timeout": _positive,
@@ -198,6 +215,10 @@ def _from_file(path: Path) -> dict[str, Any]:
     for key, raw in data.items():
         if key == "clients":
             values["clients"] = tuple(_client(i, entry) for i, entry in enumerate(raw))
+        elif key == "accounts":
+            if not isinstance(raw, list):
+                raise ConfigError(f"{path}: accounts is a list of tables ([[accounts]])")
+            values["accounts"] = tuple(_account(i, entry) for i, entry in enumerate(raw))
         elif key == "webhooks":
             if not isinstance(raw, list):
                 raise ConfigError(f"{path}: webhooks is a list of tables ([[webhooks]])")
@@ -218,6 +239,25 @@ def _client(index: int, entry: Any) -> ClientConfig:
         raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}")
     return ClientConfig(str(entry["client_id"]), str(entry["client_secret"]),
                         tuple(entry.get("redirect_uris", ())), tuple(entry.get("scopes", ClientConfig.scopes)))
+
+
+def _account(index: int, entry: Any) -> AccountConfig:
+    where = f"accounts[{index}]"
+    if not isinstance(entry, dict) or "subject" not in entry:
+        raise ConfigError(f"{where}: needs subject")
+    unknown = set(entry) - {"subject", "cash"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+    subject = entry["subject"]
+    if not isinstance(subject, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", subject):
+        raise ConfigError(f"{where}.subject: {subject!r} is not 1-64 letters, digits, '_' or '-'")
+    try:
+        cash = Decimal(str(entry.get("cash", Config.starting_cash))).quantize(Decimal("0.01"))
+    except InvalidOperation:
+        raise ConfigError(f"{where}.cash: {entry['cash']!r} is not an amount") from None
+    if cash < 0:
+        raise ConfigError(f"{where}.cash: {cash} is negative")
+    return AccountConfig(subject, cash)
 
 
 def _webhook(index: int, entry: Any) -> WebhookConfig:

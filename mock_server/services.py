@@ -64,6 +64,14 @@ class Services:
         self.webhooks.reset()
         self.alerts.reset()
         self.faults.clear()
+        self.open_configured_accounts()
+
+    def open_configured_accounts(self) -> None:
+        """`[[accounts]]` of the config exist from the start (and after a reset) with their cash; an account
+        restored from a state file keeps what it had."""
+        for entry in self.config.accounts:
+            if not self.engine.has_account(entry.subject):
+                self.engine.open_account(entry.subject, entry.cash)
 
     def close(self, grace: float | None = None) -> list[PendingDelivery]:
         """Stop background work and close open connections (market-data sockets get a 1001 close frame).
@@ -109,7 +117,7 @@ def build_services(config: Config, clock: Clock | None = None, *, transport: Tra
     oauth = AuthorizationServer(
         OAuthSettings(issuer=config.issuer, audience="tradefence-api", signing_key=config.token_key,
                       access_token_ttl=timedelta(seconds=config.access_token_ttl),
-                      default_subject=config.default_subject),
+                      default_subject=config.default_subject, consent_page=config.consent == "page"),
         clients, clock, ids,
     )
     webhook_ids = IdGenerator(config.seed, clock, stream="webhooks", epoch=epoch)  # evt_, we_, alt_: own stream
@@ -151,6 +159,7 @@ def build_services(config: Config, clock: Clock | None = None, *, transport: Tra
         resume(snapshot, store.writer(), clock=clock, ids=ids, webhook_ids=webhook_ids, engine=engine,
                oauth=oauth, endpoints=webhooks.endpoints, dispatcher=webhooks.dispatcher,
                idempotency=services.idempotency, alerts=alerts)
+    services.open_configured_accounts()
     return services
 
 

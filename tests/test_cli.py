@@ -59,3 +59,32 @@ def test_unknown_config_key_is_refused(tmp_path: Path) -> None:
         assert "sead" in str(exc)
     else:
         raise AssertionError("an unknown key must fail")
+
+
+def test_configured_accounts_exist_from_the_start_and_come_back_after_reset(tmp_path: Path) -> None:
+    config = tmp_path / "tradefence.toml"
+    config.write_text('[[accounts]]\nsubject = "alice"\ncash = 2500.5\n')
+    process, url = start("--config", str(config))
+    try:
+        listed = requests.get(f"{url}/_mock/accounts", timeout=5).json()
+        rows = listed["data"] if isinstance(listed, dict) else listed
+        alice = next(a for a in rows if a["id"] == "acc_alice")
+        assert alice["cash"] == 2500.5
+        requests.post(f"{url}/_mock/reset", json={}, timeout=5)
+        rows = requests.get(f"{url}/_mock/accounts", timeout=5).json()
+        rows = rows["data"] if isinstance(rows, dict) else rows
+        assert any(a["id"] == "acc_alice" and a["cash"] == 2500.5 for a in rows)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+
+
+def test_bad_account_entry_names_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "tradefence.toml"
+    config.write_text('[[accounts]]\nsubject = "bob"\ncash = "lots"\n')
+    try:
+        load_config(config, {})
+    except ConfigError as exc:
+        assert "accounts[0].cash" in str(exc)
+    else:
+        raise AssertionError("a bad cash value must fail")

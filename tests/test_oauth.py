@@ -195,3 +195,32 @@ def test_refresh_cannot_widen_scope(http: SpecSession) -> None:
     wider = http.post("/token", data={"grant_type": "refresh_token", "refresh_token": refresh,
                                       "scope": "trading:read trading:write", **CLIENT})
     assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
+
+
+@pytest.fixture
+def consent_app(spec_document):
+    from mock_server.app import create_app
+    from mock_server.config import Config
+
+    app = create_app(Config(seed=7, validate_responses=True, consent="page"), document=spec_document)
+    yield app
+    app.extensions["tradefence"].close()
+
+
+def test_consent_page_approve_issues_a_code_and_deny_redirects_access_denied(consent_app) -> None:
+    import re
+
+    from tests.support.live import serve
+
+    with serve(consent_app) as url, SpecSession(url, consent_app) as http:
+        query = {"client_id": "sandbox-client", "redirect_uri": REDIRECT, "response_type": "code", "state": "s1"}
+        page = http.get("/authorize", params=query)
+        assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+        approve = re.search(r'id="approve" href="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+        deny = re.search(r'id="deny" href="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+        approved = http.get("/authorize" + approve)
+        answer = parse_qs(urlsplit(approved.headers["Location"]).query)
+        assert approved.status_code == 302 and "code" in answer and answer["state"] == ["s1"]
+        denied = http.get("/authorize" + deny)
+        answer = parse_qs(urlsplit(denied.headers["Location"]).query)
+        assert answer["error"] == ["access_denied"] and answer["state"] == ["s1"]

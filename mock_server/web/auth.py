@@ -8,7 +8,7 @@ from urllib.parse import unquote_plus
 from flask import Blueprint, Response, jsonify, make_response, redirect, request
 from flask.typing import ResponseReturnValue
 
-from mock_server.domain.oauth.server import ErrorPage, OAuthError, Redirect
+from mock_server.domain.oauth.server import ConsentPage, ErrorPage, OAuthError, Redirect
 from mock_server.spec.validation import InvalidInput
 from mock_server.web.routing import Api, Call, services
 
@@ -50,9 +50,16 @@ def _basic_credentials() -> tuple[str, str] | None:
     return unquote_plus(auth.username or ""), unquote_plus(auth.password or "")
 
 
-def _authorize_answer(outcome: Redirect | ErrorPage) -> ResponseReturnValue:
+def _authorize_answer(outcome: Redirect | ErrorPage | ConsentPage) -> ResponseReturnValue:
     if isinstance(outcome, Redirect):
         return redirect(outcome.location, code=302)
+    if isinstance(outcome, ConsentPage):
+        page = (f"<!doctype html><html><head><title>Authorize {escape(outcome.client_id)}</title></head><body>"
+                f"<h1>Tradefence Sandbox</h1><p>{escape(outcome.client_id)} asks to act for "
+                f"<b>{escape(outcome.subject)}</b> with: {escape(' '.join(outcome.scopes))}</p>"
+                f'<p><a id="approve" href="{escape(outcome.approve)}">Approve</a> '
+                f'<a id="deny" href="{escape(outcome.deny)}">Deny</a></p></body></html>')
+        return make_response(page, 200, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
     page = (f"<!doctype html><html><head><title>Authorization error</title></head><body>"
             f"<h1>Authorization error</h1><p>{escape(outcome.message)}</p></body></html>")
     return make_response(page, 400, {"Content-Type": "text/html; charset=utf-8"})

@@ -51,6 +51,17 @@ class ErrorPage:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsentPage:
+    """Ask the user: `approve` and `deny` are the same authorization request plus `consent=approve|deny`."""
+
+    client_id: str
+    scopes: tuple[str, ...]
+    subject: str
+    approve: str
+    deny: str
+
+
+@dataclass(frozen=True, slots=True)
 class ClientCredentials:
     client_id: str
     client_secret: str
@@ -101,6 +112,7 @@ class OAuthSettings:
     access_token_ttl: timedelta = timedelta(hours=1)
     code_ttl: timedelta = timedelta(minutes=10)
     default_subject: str = "sandbox-user"
+    consent_page: bool = False  # show an approve/deny page before issuing a code, as a real login would
 
 
 class AuthorizationServer:
@@ -149,7 +161,7 @@ class AuthorizationServer:
             return self._clients.get(client_id)
 
     # -- authorization endpoint ------------------------------------------------------------------------------
-    def authorize(self, params: Mapping[str, str]) -> Redirect | ErrorPage:
+    def authorize(self, params: Mapping[str, str]) -> Redirect | ErrorPage | ConsentPage:
         trusted = self._trusted_redirect(params)
         if isinstance(trusted, ErrorPage):
             return trusted
@@ -175,6 +187,14 @@ class AuthorizationServer:
         subject = params.get("login_hint") or self.settings.default_subject
         if not SUBJECT.match(subject):
             return fail("invalid_request", "login_hint must be 1-64 letters, digits, '_' or '-'")
+        consent = params.get("consent")
+        if consent == "deny":
+            return fail("access_denied", "The user denied the authorization request")
+        if self.settings.consent_page and consent != "approve":
+            base = {key: value for key, value in params.items() if key != "consent"}
+            return ConsentPage(client.client_id, requested, subject,
+                               approve="?" + urlencode({**base, "consent": "approve"}),
+                               deny="?" + urlencode({**base, "consent": "deny"}))
         code = self._ids.token("ac")
         with self._lock:
             self._codes[code] = _Code(
