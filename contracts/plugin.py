@@ -65,11 +65,13 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
             return
         # An emulator someone runs with its default limits (`make mock-up`): the suite's own volume is not what
         # its rate limiter is for, so lift it for the session (test_2001 narrows it on purpose) and restore it.
-        previous = plane.rate_limit(1_000_000, 1_000_000.0)
         try:
-            yield target
+            previous = plane.rate_limit(1_000_000, 1_000_000.0)
+            try:
+                yield target
+            finally:
+                plane.rate_limit(previous["capacity"], previous["refill_per_second"])
         finally:
-            plane.rate_limit(previous["capacity"], previous["refill_per_second"])
             plane.close()
     else:
         raise pytest.UsageError(f"--target must be mock, sandbox or a URL, not {name!r}")
@@ -143,9 +145,11 @@ def control(target: Target) -> Iterator[ControlPlane]:
     try:
         yield plane
     finally:
-        plane.market("open")
-        plane.resume()
-        plane.close()
+        try:
+            plane.market("open")
+            plane.resume()
+        finally:
+            plane.close()
 
 
 @pytest.fixture

@@ -64,6 +64,7 @@ class Receiver:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._thread.join(timeout=5)
 
 
 @pytest.fixture
@@ -72,11 +73,13 @@ def receiver(target: Target) -> Iterator[tuple[Receiver, str]]:
     if plane is None:
         pytest.skip("needs a webhook receiver the target can reach; the emulator's control plane registers one")
     receiver = Receiver()
-    endpoint = plane.register_webhook(receiver.url)
     try:
-        yield receiver, endpoint["secret"]
+        endpoint = plane.register_webhook(receiver.url)
+        try:
+            yield receiver, endpoint["secret"]
+        finally:
+            plane.remove_webhook(endpoint["id"])
     finally:
-        plane.remove_webhook(endpoint["id"])
         receiver.close()
         plane.close()
 

@@ -112,10 +112,6 @@ class Config:
         """The JWT signing key: configured, or derived from the seed so a restarted emulator accepts old tokens."""
         return self.signing_key or hashlib.sha256(f"tradefence-sandbox:{self.seed}".encode()).hexdigest()
 
-    def with_overrides(self, **values: Any) -> Config:
-        """Apply overrides, ignoring those left at None (unset CLI flags and environment variables)."""
-        return replace(self, **{key: value for key, value in values.items() if value is not None})
-
 
 _SCALARS = {f.name: f for f in fields(Config) if f.name not in ("clients", "webhooks", "accounts")}
 ENVIRONMENT = {"TRADEFENCE_SEED": "seed", "TRADEFENCE_PORT": "port", "TRADEFENCE_HOST": "host",

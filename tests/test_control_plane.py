@@ -7,6 +7,7 @@ import hashlib
 import secrets
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from flask import Flask
 
 from tests.conftest import mint
@@ -158,3 +159,27 @@ def test_resetting_an_account_forgets_its_idempotency_keys(http: SpecSession, tr
     again = trader.post("/v1/orders", json=order, headers=key)
     assert again.headers["Idempotent-Replayed"] == "false" and again.json()["id"] != first
     assert trader.get(f"/v1/orders/{again.json()['id']}").status_code == 200
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"action": "set", "to": "9999-12-31T23:59:59Z"}, "to"),
+    ({"action": "set", "to": "0001-01-01T00:00:00+01:00"}, "to"),
+    ({"action": "set", "to": "8999-12-31T00:00:00Z"}, None),
+])
+def test_clock_moves_past_its_range_are_400_not_500(http, body, field) -> None:
+    response = http.post("/_mock/clock", json=body)
+    if field is None:  # in range; a year more is not
+        assert response.status_code == 200
+        response = http.post("/_mock/clock", json={"action": "advance", "seconds": 31622400})
+        field = "seconds"
+    assert response.status_code == 400 and response.json()["error"]["field"] == field
+    http.post("/_mock/clock", json={"action": "set", "to": "2026-11-25T15:00:00Z"})
+
+
+def test_lower_case_rfc3339_times_set_the_clock(http) -> None:
+    response = http.post("/_mock/clock", json={"action": "set", "to": "2026-11-25t14:30:00z"})
+    assert response.status_code == 200 and response.json()["now"] == "2026-11-25T14:30:00.000Z"
+
+
+def test_reset_of_an_id_that_is_not_an_account_id_is_404(http) -> None:
+    assert http.post("/_mock/reset", json={"account_id": "u1"}).status_code == 404

@@ -241,7 +241,7 @@ def test_1003_market_closed_by_mode_halt_symbol_and_nyse_weekend(http: SpecSessi
     clock = trader.get("/v1/market/clock").json()
     assert clock["is_open"] is False and clock["next_open"] == "2026-11-30T14:30:00.000Z"  # Monday 09:30 EST
     error = error_of(order(trader, symbol="AAPL"), 422, 1003)
-    assert "2026-11-30T14:30:00Z" in error["message"]
+    assert "2026-11-30T14:30:00.000Z" in error["message"]  # the same form as every timestamp of the API
     http.post("/_mock/clock", json={"action": "set", "to": "2026-11-30T14:30:00Z"})
     login(http, trader)
     assert trader.get("/v1/market/clock").json()["is_open"] is True

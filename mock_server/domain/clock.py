@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+LATEST_READING = datetime(9000, 1, 1, tzinfo=UTC)
+
 
 class Clock:
     """A controllable UTC clock: real time by default; frozen, set or advanced on demand.
@@ -71,7 +73,7 @@ class Clock:
 
     def advance(self, delta: timedelta) -> datetime:
         with self._lock:
-            moment = self._now_locked() + delta
+            moment = _aware(self._now_locked() + delta)
             self._rebase(moment)
         self._notify()
         return moment
@@ -109,7 +111,11 @@ class Clock:
 def _aware(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("clock readings must be timezone-aware")
-    return moment.astimezone(UTC)
+    moment = moment.astimezone(UTC)
+    if not LATEST_READING.year > moment.year >= 1970:
+        # Timeouts, retries and expiries are added to readings; far from the present they would overflow.
+        raise ValueError(f"clock readings must fall in 1970..{LATEST_READING.year - 1}")
+    return moment
 
 
 def _from_epoch(seconds: float) -> datetime:

@@ -32,7 +32,7 @@ def blueprint(api: Api) -> Blueprint:
         if account_id is None:
             call.services.reset()
             return jsonify({"reset": "all"})
-        subject = account_id.removeprefix("acc_")
+        subject = _subject(account_id)
         call.services.engine.reset(subject)
         # Its stored Idempotency-Key answers name orders that are gone now: a replay would point at nothing.
         call.services.idempotency.reset(subject)
@@ -40,21 +40,27 @@ def blueprint(api: Api) -> Blueprint:
 
     @api.route(bp, "mockGetClock")
     def get_clock(call: Call) -> ResponseReturnValue:
-        return jsonify(_clock(call))
+        return jsonify(_clock(call.services))
 
     @api.route(bp, "mockMoveClock")
     def move_clock(call: Call) -> ResponseReturnValue:
         clock = call.services.clock
         action = call.body["action"]
-        if action == "freeze":
-            clock.freeze()
-        elif action == "resume":
-            clock.resume()
-        elif action == "set":
-            clock.set(datetime.fromisoformat(call.body["to"]))
-        else:
-            clock.advance(timedelta(seconds=call.body["seconds"]))
-        return jsonify(_clock(call))
+        try:
+            if action == "freeze":
+                clock.freeze()
+            elif action == "resume":
+                clock.resume()
+            elif action == "set":
+                # RFC 3339 allows a lower-case t and z; Python 3.11's fromisoformat does not.
+                clock.set(datetime.fromisoformat(call.body["to"].upper()))
+            else:
+                clock.advance(timedelta(seconds=call.body["seconds"]))
+        except (ValueError, OverflowError) as exc:  # e.g. a reading past year 9999
+            field = "to" if action == "set" else "seconds"
+            raise ApiError(ErrorCode.INVALID_REQUEST, f"{field}: the clock cannot go there ({exc})",
+                           field=field) from None
+        return jsonify(_clock(call.services))
 
     @api.route(bp, "mockSetMarket")
     def set_market(call: Call) -> ResponseReturnValue:
@@ -64,13 +70,13 @@ def blueprint(api: Api) -> Blueprint:
 
     @api.route(bp, "mockGetRateLimit")
     def get_rate_limit(call: Call) -> ResponseReturnValue:
-        return jsonify(_rate_limit(call))
+        return jsonify(_rate_limit(call.services))
 
     @api.route(bp, "mockSetRateLimit")
     def set_rate_limit(call: Call) -> ResponseReturnValue:
         call.services.rate_limiter.configure(RateLimitSettings(call.body["capacity"],
                                                                float(call.body["refill_per_second"])))
-        return jsonify(_rate_limit(call))
+        return jsonify(_rate_limit(call.services))
 
     @api.route(bp, "mockMintToken")
     def mint_token(call: Call) -> ResponseReturnValue:
@@ -92,7 +98,7 @@ def blueprint(api: Api) -> Blueprint:
     def create_account(call: Call) -> ResponseReturnValue:
         subject, cash = call.body["subject"], call.body.get("cash")
         engine = call.services.engine
-        existed = any(view.id == f"acc_{subject}" for view in engine.accounts())
+        existed = engine.has_account(subject)
         view = engine.open_account(subject, None if cash is None else Decimal(str(cash)))
         return jsonify(render.account(view)), 200 if existed else 201
 
@@ -183,10 +189,17 @@ def blueprint(api: Api) -> Blueprint:
 def _existing_subject(call: Call) -> str:
     """The subject of the path's `accountId`; 404 when it has no account (a read must not open one)."""
     account_id = call.inputs.path["accountId"]
-    subject = account_id.removeprefix("acc_")
+    subject = _subject(account_id)
     if not call.services.engine.has_account(subject):
         raise ApiError(ErrorCode.NOT_FOUND, f"No account {account_id}")
     return subject
+
+
+def _subject(account_id: str) -> str:
+    """Account ids are `acc_<subject>`; anything else names no account."""
+    if not account_id.startswith("acc_"):
+        raise ApiError(ErrorCode.NOT_FOUND, f"No account {account_id}")
+    return account_id.removeprefix("acc_")
 
 
 def _pattern(text: str | None) -> re.Pattern[str] | None:
@@ -202,23 +215,22 @@ def _pattern(text: str | None) -> re.Pattern[str] | None:
 def _state(services: Services) -> dict[str, object]:
     engine = services.engine
     summary = engine.summary()
-    settings = services.rate_limiter.settings
     return {
         "seed": services.config.seed,
-        "clock": {"now": render.timestamp(services.clock.now()), "frozen": services.clock.frozen},
+        "clock": _clock(services),
         "market_mode": str(engine.market_mode), "market_open": engine.market_status().is_open,
         "accounts": summary.accounts, "orders": summary.orders, "open_orders": summary.open_orders,
         "positions": summary.positions,
-        "rate_limit": {"capacity": settings.capacity, "refill_per_second": settings.refill_per_second},
+        "rate_limit": _rate_limit(services),
         "faults": len(services.faults), "journal_size": len(services.journal),
         "journal_capacity": services.journal.capacity,
     }
 
 
-def _rate_limit(call: Call) -> dict[str, object]:
-    settings = call.services.rate_limiter.settings
+def _rate_limit(services: Services) -> dict[str, object]:
+    settings = services.rate_limiter.settings
     return {"capacity": settings.capacity, "refill_per_second": settings.refill_per_second}
 
 
-def _clock(call: Call) -> dict[str, object]:
-    return {"now": render.timestamp(call.services.clock.now()), "frozen": call.services.clock.frozen}
+def _clock(services: Services) -> dict[str, object]:
+    return {"now": render.timestamp(services.clock.now()), "frozen": services.clock.frozen}

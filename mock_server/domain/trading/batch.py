@@ -35,10 +35,6 @@ class BatchOutcome:
     result: OrderView | PositionUpdateResult | None
     error: ApiError | None
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
 
 def success(index: int, action: str, result: OrderView | PositionUpdateResult) -> BatchOutcome:
     return BatchOutcome(index=index, action=action, status=SUCCESS_STATUS[action], result=result, error=None)
