@@ -120,3 +120,8 @@ def _aware(moment: datetime) -> datetime:
 
 def _from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    """The one text form of an instant the API uses: UTC, milliseconds, `Z` (`2026-11-25T15:04:05.250Z`)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

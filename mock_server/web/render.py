@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from mock_server.domain.ai import RecommendationSetView
+from mock_server.domain.clock import rfc3339 as timestamp  # the API's one form of an instant
 from mock_server.domain.faults import Fault
 from mock_server.domain.journal import JournalEntry
 from mock_server.domain.market.hours import MarketStatus
@@ -24,10 +25,6 @@ from mock_server.domain.webhooks.dispatcher import DeliveryView, EventRecord
 from mock_server.domain.webhooks.endpoints import Endpoint
 from mock_server.domain.webhooks.events import EventType
 from mock_server.web.errors import error_body
-
-
-def timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _time(moment: datetime | None) -> str | None:

@@ -15,11 +15,11 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, TypeVar
 
-from mock_server.domain.clock import Clock
+from mock_server.domain.clock import Clock, rfc3339
 from mock_server.domain.errors import ApiError, ErrorCode
 from mock_server.domain.ids import IdGenerator
 from mock_server.domain.market.hours import MarketMode, MarketStatus, market_status
@@ -638,7 +638,7 @@ class TradingEngine:
             raise ApiError(ErrorCode.MARKET_CLOSED, f"{symbol} is halted")
         status = market_status(self._mode, now)
         if not status.is_open:
-            reopens = f"; it opens at {_iso(status.next_open)}" if status.next_open is not None else ""
+            reopens = f"; it opens at {rfc3339(status.next_open)}" if status.next_open is not None else ""
             raise ApiError(ErrorCode.MARKET_CLOSED, f"The market is closed{reopens}")
         return status
 
@@ -693,6 +693,3 @@ def _check_shape(request: OrderRequest) -> None:
         if value is not None and value <= 0:
             raise ApiError(ErrorCode.INVALID_REQUEST, f"{name} must be positive", field=name)
 
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
