@@ -34,7 +34,7 @@ PRISM_BIN = OUT_DIR / "node_modules" / ".bin" / "prism"
 REST_CONNECTIONS = (1, 16, 32, 64)  # 32: the p99 target's level (emulator stacks only)
 REFERENCE_CONNECTIONS = (1, 16, 64)
 STREAM_CLIENTS = (1, 50, 200)
-STREAM_TICK_SECONDS = 0.02
+STREAM_TICK_SECONDS = 0.03
 BUSY_CORES = 0.25  # background load above this before a section: its figures are noisy, said so
 GUNICORN_THREADS = 256  # every websocket holds a thread for its whole life: room for 200 clients and REST
 REST_CONFIG = 'starting_cash = "1000000000000.00"\n'

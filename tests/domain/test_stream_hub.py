@@ -195,6 +195,22 @@ def test_seq_counts_every_message_and_a_full_outbox_drops_the_oldest(simulator: 
     assert got[-1].message == simulator.trade("MSFT", datetime(2026, 11, 25, 15, 0, 3, tzinfo=UTC))
 
 
+def test_a_step_larger_than_the_outbox_keeps_its_newest_ticks(simulator: MarketSimulator, clock: Clock,
+                                                               wall: Wall) -> None:
+    hub = make_hub(simulator, clock, wall, queue_size=3)
+    client = connect(hub)
+    hub.subscribe(client, ["AAPL", "MSFT"])  # ack + 4 ticks into 3 places: 2 dropped
+    assert client.dropped == 2 and [item.seq for item in taken(client)] == [3, 4, 5]
+    clock.advance(timedelta(seconds=1))  # one step: 4 ticks queued together into 3 places
+    assert client.dropped == 3 and client.sequence == 9
+    got = taken(client)
+    assert [item.seq for item in got] == [7, 8, 9]
+    assert [item.message for item in got] == [
+        simulator.trade("AAPL", datetime(2026, 11, 25, 15, 0, 1, tzinfo=UTC)),
+        simulator.quote("MSFT", datetime(2026, 11, 25, 15, 0, 1, tzinfo=UTC)),
+        simulator.trade("MSFT", datetime(2026, 11, 25, 15, 0, 1, tzinfo=UTC))]
+
+
 def test_a_slow_client_costs_the_others_nothing(simulator: MarketSimulator, clock: Clock, wall: Wall) -> None:
     hub = make_hub(simulator, clock, wall, queue_size=3)
     slow, fast = connect(hub), connect(hub)

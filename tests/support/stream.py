@@ -14,6 +14,7 @@ import websocket
 from flask import Flask
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
+from wsproto.extensions import PerMessageDeflate
 
 from mock_server.app import create_app
 from mock_server.config import Config
@@ -102,7 +103,7 @@ class StreamClient:
 class RawClient:
     """A websocket client on a bare socket (wsproto): it reads only when told to, and can vanish abruptly."""
 
-    def __init__(self, base_url: str, *, receive_buffer: int | None = None) -> None:
+    def __init__(self, base_url: str, *, receive_buffer: int | None = None, deflate: bool = False) -> None:
         host, port = base_url.removeprefix("http://").split(":")
         self.sock = socket.socket()
         if receive_buffer is not None:  # before connecting, so the TCP window starts small
@@ -110,10 +111,13 @@ class RawClient:
         self.sock.settimeout(5)
         self.sock.connect((host, int(port)))
         self.ws = WSConnection(ConnectionType.CLIENT)
-        self.sock.sendall(self.ws.send(Request(host=f"{host}:{port}", target="/market-data")))
+        offer = [PerMessageDeflate()] if deflate else []
+        self.sock.sendall(self.ws.send(Request(host=f"{host}:{port}", target="/market-data", extensions=offer)))
         self._pending: list[Message] = []
-        while not any(isinstance(event, AcceptConnection) for event in self._read()):
-            pass
+        accepted: list[AcceptConnection] = []
+        while not accepted:
+            accepted = [event for event in self._read() if isinstance(event, AcceptConnection)]
+        self.extensions = [str(extension.name) for extension in accepted[0].extensions]  # what the server took
 
     def send(self, message: Message) -> None:
         self.sock.sendall(self.ws.send(TextMessage(json.dumps(message))))

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from mock_server.domain.oauth.tokens import Principal
 from mock_server.domain.stream.messages import Message
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+class Outgoing(NamedTuple):
+    """A message and its seq. A tuple, made only when the sender takes the outbox: the outbox itself holds bare
+    messages (a step queues two per subscribed symbol for every client, so this is the stream's hottest path)."""
+
     seq: int
     message: Message
 
@@ -37,7 +40,8 @@ class Connection:
     def __init__(self, number: int, capacity: int, wake: Callable[[], None], abort: Callable[[], None]) -> None:
         self.number = number
         self._lock = threading.Lock()
-        self._outbox: deque[Outgoing] = deque(maxlen=capacity)
+        self._capacity = capacity
+        self._outbox: deque[Message] = deque(maxlen=capacity)  # the newest last; its seq is self._seq
         self._seq = 0
         self._dropped = 0
         self._close: CloseRequest | None = None
@@ -50,24 +54,30 @@ class Connection:
 
     def push(self, message: Message) -> bool:
         """Queue a message with the next seq; False once the connection is closing."""
+        return self.push_all((message,))
+
+    def push_all(self, messages: Sequence[Message]) -> bool:
+        """Queue messages in order, each with the next seq, under one lock (a step's ticks arrive together)."""
         with self._lock:
             if self._close is not None:
                 return False
-            was_empty = not self._outbox
-            if len(self._outbox) == self._outbox.maxlen:
-                self._dropped += 1
-            self._seq += 1
-            self._outbox.append(Outgoing(self._seq, message))
-        if was_empty:  # the sender takes everything at once, so only the first message of a batch must wake it
+            outbox = self._outbox
+            was_empty = not outbox
+            self._dropped += max(len(outbox) + len(messages) - self._capacity, 0)
+            outbox.extend(messages)
+            self._seq += len(messages)
+        if was_empty and messages:  # the sender takes everything at once: only a batch's first message wakes it
             self._wake()
         return True
 
     def take(self) -> tuple[list[Outgoing], CloseRequest | None]:
         """Everything queued, and the close request if any, read together: a close never overtakes its error."""
         with self._lock:
-            batch = list(self._outbox)
+            messages = list(self._outbox)
             self._outbox.clear()
-            return batch, self._close
+            close = self._close
+            first = self._seq - len(messages) + 1
+        return list(map(Outgoing, range(first, first + len(messages)), messages)), close
 
     def close(self, code: int, reason: str) -> None:
         """Ask the sender to close after what is queued; later pushes are ignored. The first request wins."""

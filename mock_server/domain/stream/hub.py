@@ -276,12 +276,11 @@ class StreamHub:
             self._last_step = step
             for index in range(first, step + 1):
                 at = self._simulator.step_start(index)
-                for symbol, subscribers in self._subscribers.items():
-                    quote = self._simulator.quote(symbol, at)
-                    trade = self._simulator.trade(symbol, at)
-                    for connection in subscribers:
-                        connection.push(quote)
-                        connection.push(trade)
+                ticks = {symbol: (self._simulator.quote(symbol, at), self._simulator.trade(symbol, at))
+                         for symbol in self._subscribers}
+                for connection in self._connections:
+                    if connection.symbols:  # each client's ticks in its own subscription order, queued at once
+                        connection.push_all([tick for symbol in connection.symbols for tick in ticks[symbol]])
 
     def _clock_moved(self) -> None:
         self._publish_step(self._clock.now(), catch_up=False)
