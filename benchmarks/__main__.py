@@ -54,10 +54,13 @@ def _config_file(name: str, text: str) -> Path:
 
 
 def werkzeug_server(config: Path | None, name: str = "werkzeug") -> Server:
+    """The emulator as `make mock-up` runs it, with Python's default of keeping compiled modules (and the emulator
+    its parsed spec) in `__pycache__`. Some environments, this sandbox among them, set PYTHONDONTWRITEBYTECODE=1;
+    where nothing was ever cached, every start then compiles the emulator's modules and parses the spec again."""
     argv = [sys.executable, "-m", "mock_server", "--port", "0", "--quiet"]
     if config is not None:
         argv += ["--config", str(config)]
-    return Server(name, argv, url_line=True)
+    return Server(name, argv, url_line=True, env={"PYTHONDONTWRITEBYTECODE": None})
 
 
 def gunicorn_server(config: Path) -> Server:

@@ -45,10 +45,11 @@ def install_signal_handlers() -> None:
 
 
 class Server:
-    """One server process. ``url_line`` servers print their URL first on stdout; the others get ``port``."""
+    """One server process. ``url_line`` servers print their URL first on stdout; the others get ``port``.
+    ``env`` adds to this process's environment; a None value removes that variable."""
 
     def __init__(self, name: str, argv: Sequence[str], *, port: int | None = None, url_line: bool = False,
-                 ready_path: str = "/", env: dict[str, str] | None = None, cwd: Path = ROOT,
+                 ready_path: str = "/", env: dict[str, str | None] | None = None, cwd: Path = ROOT,
                  start_timeout: float = 60.0, stop_timeout: float = 5.0) -> None:
         if not url_line and port is None:
             raise ValueError("a server either prints its URL or is given a port")
@@ -57,7 +58,8 @@ class Server:
         self.port = port
         self.url_line = url_line
         self.ready_path = ready_path
-        self.env = {**os.environ, **(env or {})}
+        merged: dict[str, str | None] = {**os.environ, **(env or {})}
+        self.env = {name: value for name, value in merged.items() if value is not None}  # None: unset it
         self.cwd = cwd
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import re
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import jsonschema_rs
-import yaml
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+
+if TYPE_CHECKING:
+    from referencing import Registry
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 LOCAL_SERVER_DESCRIPTION = "Local emulator"
@@ -55,15 +61,19 @@ class SpecDocument:
 
     def __init__(self, document: dict[str, Any]) -> None:
         self.raw = document
-        resource = Resource.from_contents(document, default_specification=DRAFT202012)
-        self.registry: Registry = Registry().with_resource(SPEC_URI, resource)
-        self.rs_registry = jsonschema_rs.Registry([(SPEC_URI, document)])  # the same, for the fast validators
+        self.rs_registry = jsonschema_rs.Registry([(SPEC_URI, document)])  # what the fast validators resolve in
+
+    @cached_property
+    def registry(self) -> Registry:
+        """The same, for the Python jsonschema validators that explain failures (imported on the first one)."""
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT202012
+
+        return Registry().with_resource(SPEC_URI, Resource.from_contents(self.raw, default_specification=DRAFT202012))
 
     @classmethod
     def load(cls, path: Path | None = None) -> SpecDocument:
-        text = path.read_text() if path else resources.files("mock_server").joinpath("openapi.yaml").read_text()
-        # libyaml's parser when present: the spec is large and this parse is most of the emulator's cold start.
-        return cls(yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+        return cls(parse(path or resources.files("mock_server").joinpath("openapi.yaml")))
 
     @cached_property
     def operations(self) -> tuple[Operation, ...]:
@@ -138,3 +148,36 @@ def _local_prefix(servers: list[dict[str, Any]]) -> str:
 
 def _escape(path: str) -> str:
     return path.replace("~", "~0").replace("/", "~1")
+
+
+def parse(source: Path | Traversable) -> dict[str, Any]:
+    """The spec as data. Even libyaml takes ~60 ms over this spec, the largest part of the emulator's cold start, so
+    the parse is kept as JSON (1 ms to read) in `__pycache__` beside the spec, named by a hash of the text as Python
+    names its bytecode: an edited spec never meets a stale copy. Nothing is written where Python would not write
+    bytecode, nor when JSON cannot hold the parse exactly."""
+    text = source.read_bytes()
+    if not isinstance(source, Path):  # inside a zip, say: nowhere to keep a copy
+        return _parse_yaml(text)
+    cache = source.parent / "__pycache__"
+    stem = f"{source.stem}.spec-"
+    kept = cache / f"{stem}{hashlib.sha256(text).hexdigest()[:20]}.json"
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads(kept.read_bytes())
+    document = _parse_yaml(text)
+    if not sys.dont_write_bytecode:
+        with contextlib.suppress(OSError, TypeError, ValueError):
+            copy = json.dumps(document)
+            if json.loads(copy) == document:  # e.g. no integer keys that JSON would turn into strings
+                cache.mkdir(exist_ok=True)
+                for stale in cache.glob(f"{stem}*.json"):
+                    stale.unlink(missing_ok=True)
+                partial = kept.with_suffix(f".{os.getpid()}.tmp")
+                partial.write_text(copy)
+                partial.replace(kept)  # atomic: a concurrent reader sees all of it or nothing
+    return document
+
+
+def _parse_yaml(text: bytes) -> dict[str, Any]:
+    import yaml  # only when the kept copy is missing: importing PyYAML alone is ~20 ms of a cold start
+
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))

@@ -7,18 +7,18 @@ every operation goes through one of these and nothing else.
 from __future__ import annotations
 
 import copy
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError, best_match
 
 from mock_server.spec.document import SPEC_URI, Operation, Parameter, SpecDocument
 
-FORMATS = FormatChecker(["date-time"])
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 
 class InvalidInput(Exception):
@@ -49,28 +49,36 @@ class SchemaValidator:
     """One compiled schema whose `#/components/...` references resolve inside the spec.
 
     Two validators of the same schema: jsonschema_rs answers "valid?" (a 50-operation batch in ~8 µs instead of
-    ~19 ms), and only a failure goes through the Python jsonschema validator, whose errors carry the paths and
-    branch context the messages are built from.
+    ~19 ms), and only a failure goes through the Python jsonschema validator (`explain.py`), whose errors carry the
+    paths and branch context the messages are built from. That one is built on the first failure.
     """
 
     def __init__(self, document: SpecDocument, schema: Mapping[str, Any]) -> None:
-        anchored = _anchor_refs(schema)
-        self._fast = jsonschema_rs.Draft202012Validator(anchored, registry=document.rs_registry,
+        self._document = document
+        self._schema = _anchor_refs(schema)
+        self._fast = jsonschema_rs.Draft202012Validator(self._schema, registry=document.rs_registry,
                                                          validate_formats=True)
-        self._validator = Draft202012Validator(anchored, registry=document.registry, format_checker=FORMATS)
+
+    @cached_property
+    def _explaining(self) -> Draft202012Validator:
+        from mock_server.spec import explain
+
+        return explain.validator(self._schema, self._document.registry)
 
     def errors(self, instance: Any) -> list[ValidationError]:
         if self._fast.is_valid(instance):
             return []
-        return list(self._validator.iter_errors(instance))
+        return list(self._explaining.iter_errors(instance))
 
     def check(self, instance: Any, *, root: str = "") -> None:
         """Raise InvalidInput naming the most relevant failure, if any."""
         if self._fast.is_valid(instance):
             return
-        error = best_match(self._validator.iter_errors(instance))
-        if error is not None:
-            raise _describe(error, root)
+        from mock_server.spec import explain
+
+        problem = explain.first_problem(self._explaining, instance, root)
+        if problem is not None:
+            raise problem
 
 
 class RequestValidator:
@@ -131,61 +139,3 @@ def _anchor_refs(schema: Any) -> Any:
     if isinstance(schema, list):
         return [_anchor_refs(item) for item in schema]
     return copy.copy(schema)
-
-
-def _describe(error: ValidationError, root: str) -> InvalidInput:
-    error = _branch_error(error)
-    location = ".".join(str(part) for part in ([root] if root else []) + list(error.absolute_path))
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = next((name for name in error.validator_value if name not in error.instance), None)
-        if missing is not None:
-            field = f"{location}.{missing}" if location else missing
-            return InvalidInput(f"{field}: required property is missing", field)
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - allowed)
-        if extra:
-            field = f"{location}.{extra[0]}" if location else extra[0]
-            return InvalidInput(f"{field}: unknown property", field)
-    if error.validator == "not" and error.schema.get("not", {}).get("required"):
-        names = error.schema["not"]["required"]
-        field = f"{location}.{names[0]}" if location else names[0]
-        return InvalidInput(f"{field}: not allowed here", field)
-    return InvalidInput(f"{location or 'body'}: {error.message}", location or None)
-
-
-def _branch_error(error: ValidationError) -> ValidationError:
-    """For a failed oneOf/anyOf, explain the failure of the branch the instance was evidently meant for.
-
-    A batch operation with `"action": "CREATE_ORDER"` and a bad quantity should say `quantity is too small`,
-    not `is not valid under any of the given schemas`: pick the branch whose constants the instance matched.
-    """
-    if error.validator not in ("oneOf", "anyOf") or not error.context:
-        return error
-    branches: dict[int, list[ValidationError]] = defaultdict(list)
-    for sub in error.context:
-        branches[int(sub.relative_schema_path[0])].append(sub)
-    plausible = [errs for errs in branches.values() if not _misses_discriminator(errs, error)]
-    if not plausible:
-        return _discriminator_error(error) or error
-    return _branch_error(best_match(min(plausible, key=len)) or error)
-
-
-def _discriminator_error(error: ValidationError) -> ValidationError | None:
-    """No branch matched its constant: say which values the discriminating property may take."""
-    consts = [sub for sub in error.context or [] if sub.validator == "const"]
-    if not consts:
-        return None
-    allowed = sorted({str(sub.validator_value) for sub in consts})
-    first = consts[0]
-    return ValidationError(
-        f"{first.instance!r} is not one of {allowed}", validator="enum", path=first.absolute_path,
-        instance=first.instance, schema={"enum": allowed},
-    )
-
-
-def _misses_discriminator(errors: Iterable[ValidationError], parent: ValidationError) -> bool:
-    depth = len(parent.absolute_path)
-    return any(
-        sub.validator in ("const", "type") and len(sub.absolute_path) <= depth + 1 for sub in errors
-    )
