@@ -19,6 +19,7 @@ GET_VS_PRISM = 2.0
 POST_VS_PRISM = 1.5
 P99_CONNECTIONS = 32
 P99_MS = 20.0
+P99_ENDPOINTS = ("get_order", "create_order")
 STREAM_CLIENTS = 200
 TICKS_PER_S = 100_000
 LAG_P99_MS = 100.0
@@ -67,11 +68,12 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             if pairs:
                 targets.append(_target(f"{LABELS[endpoint]} >= {factor:g}x Prism req/s", stack,
                                        _ratio_text(pairs), all(ratio >= factor for _, ratio in pairs)))
-        for endpoint in ENDPOINTS:
+        for endpoint in ENDPOINTS:  # the issue sets the p99 target for GET and POST; the batch's is shown only
             run = rest[stack].get(endpoint, {}).get(str(P99_CONNECTIONS))
             if run is not None:
+                met = run["p99_ms"] < P99_MS if endpoint in P99_ENDPOINTS else None
                 targets.append(_target(f"{LABELS[endpoint]} p99 < {P99_MS:g} ms at {P99_CONNECTIONS} connections",
-                                       stack, f"{run['p99_ms']:.1f} ms", run["p99_ms"] < P99_MS))
+                                       stack, f"{run['p99_ms']:.1f} ms", met))
         for endpoint in ENDPOINTS:
             pairs = _ratios(results, stack, "bare", endpoint)
             if pairs:

@@ -8,11 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from werkzeug.serving import make_server
-
 from mock_server.app import create_app
 from mock_server.config import Config, ConfigError, load_config
 from mock_server.domain.persistence import StateError, StateStore
+from mock_server.serving import make_server
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except StateError as exc:
         print(f"tradefence-mock: state error: {exc}", file=sys.stderr)
         return 2
-    server = make_server(config.host, config.port, app, threaded=True)
+    server = make_server(config.host, config.port, app)
     try:  # from here on Ctrl-C is a clean stop, even before the server loop has started
         print(f"Tradefence Sandbox on http://{config.host}:{server.server_port} (seed {config.seed})", flush=True)
         announce_webhooks(config)

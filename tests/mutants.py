@@ -307,15 +307,14 @@ MUTANTS: tuple[Mutant, ...] = (
 
 def main(argv: list[str]) -> None:
     """Serve one mutant on a free loopback port until terminated."""
-    from werkzeug.serving import make_server
-
     from mock_server.app import create_app
     from mock_server.config import Config
+    from mock_server.serving import make_server
 
     app = create_app(Config(seed=99, rate_limit_capacity=100_000, rate_limit_per_second=100_000.0))
     if argv[0] != "none":
         next(m for m in MUTANTS if m.name == argv[0]).apply(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app)
     print(f"http://127.0.0.1:{server.server_port}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
