@@ -1,8 +1,10 @@
 """`python -m benchmarks` (`make bench`): run every section, print the tables, write `.bench/results.json`.
 
 Sections, in order: REST on the emulator as the CLI serves it (werkzeug threaded), on Prism and on the bare
-responder; REST on gunicorn gthread when werkzeug misses a REST target (`--stacks`); the market-data stream
-(each emulator stack measured for REST); cold start (emulator and Prism); the contract suite's wall time.
+responder; when werkzeug misses a REST target (or with `--stacks all`), REST on gunicorn gthread and, for the
+comparison only, on gunicorn gevent and granian (neither can serve the emulator's websocket as it is); the
+market-data stream (werkzeug, and gunicorn gthread when measured); a bare Flask app on each serving stack; cold
+start (emulator and Prism); the contract suite's wall time.
 A section that fails is reported and the others still run; the exit status is 1 if any failed (a harness
 error), 130 on Ctrl-C, and 0 otherwise, whatever the targets say.
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import OUT_DIR, PRISM_VERSION, ROOT, HarnessError, report, rest, startup
+from benchmarks import stacks as serving_stacks
 from benchmarks import stream as streaming
 from benchmarks.load import LoadResult, wrk_available
 from benchmarks.procs import HOST, Server, free_port, install_signal_handlers
@@ -36,6 +39,7 @@ REFERENCE_CONNECTIONS = (1, 16, 64)
 STREAM_CLIENTS = (1, 50, 200)
 STREAM_TICK_SECONDS = 0.03
 BUSY_CORES = 0.25  # background load above this before a section: its figures are noisy, said so
+STACK_LABELS = {"gevent": "gunicorn gevent, REST only", "granian": "granian WSGI, REST only"}
 GUNICORN_THREADS = 256  # every websocket holds a thread for its whole life: room for 200 clients and REST
 REST_CONFIG = 'starting_cash = "1000000000000.00"\n'
 STREAM_CONFIG = REST_CONFIG + f"tick_seconds = {STREAM_TICK_SECONDS}\n"
@@ -63,12 +67,21 @@ def werkzeug_server(config: Path | None, name: str = "werkzeug") -> Server:
     return Server(name, argv, url_line=True, env={"PYTHONDONTWRITEBYTECODE": None})
 
 
-def gunicorn_server(config: Path) -> Server:
+def gunicorn_server(config: Path, worker: str = "gthread") -> Server:
     port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1",
+    argv = [sys.executable, "-m", "gunicorn", "--worker-class", worker, "--workers", "1",
             "--threads", str(GUNICORN_THREADS), "--bind", f"{HOST}:{port}", "--no-control-socket",
             "--log-level", "warning", "--graceful-timeout", "2", "benchmarks.wsgi:app"]
-    return Server("gunicorn", argv, port=port, ready_path="/_mock/rate-limit",
+    return Server("gunicorn" if worker == "gthread" else worker, argv, port=port, ready_path="/_mock/rate-limit",
+                  env={"TRADEFENCE_BENCH_CONFIG": str(config)})
+
+
+def granian_server(config: Path) -> Server:
+    """REST only: granian serves websockets to ASGI and RSGI apps, not to a WSGI app like the emulator."""
+    port = free_port()
+    argv = [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", HOST, "--port", str(port),
+            "--workers", "1", "--blocking-threads", "1", "--log-level", "warning", "benchmarks.wsgi:app"]
+    return Server("granian", argv, port=port, ready_path="/_mock/rate-limit",
                   env={"TRADEFENCE_BENCH_CONFIG": str(config)})
 
 
@@ -156,6 +169,10 @@ class Run:
             self.results["cold_start"]["prism"] = prism.as_dict()
             progress(f"  prism: median {prism.median_s:.3f} s")
 
+    def stacks(self) -> None:
+        self.results["stacks"] = serving_stacks.measure(self.args.reference_connections[:2], self.args.seconds,
+                                                        self.args.warmup, progress)
+
     def contracts(self) -> None:
         outcome = startup.contract_suite()
         self.results["contracts"] = outcome.as_dict()
@@ -203,6 +220,14 @@ class Run:
                 stacks.append("gunicorn")
                 self.section("REST: emulator (gunicorn gthread)", lambda: self.rest(
                     "gunicorn", lambda: gunicorn_server(rest_config), rest.EMULATOR, self.args.connections))
+                # REST-only alternatives, for the comparison: neither can serve this app's websocket as it is.
+                for name, make in (("gevent", lambda: gunicorn_server(rest_config, "gevent")),
+                                   ("granian", lambda: granian_server(rest_config))):
+                    if importlib.util.find_spec(name) is None:
+                        progress(f"  {name} is not installed (pip install -e '.[bench]'): not measured")
+                        continue
+                    self.section(f"REST: emulator ({STACK_LABELS[name]})", lambda name=name, make=make: self.rest(
+                        name, make, rest.EMULATOR, self.args.connections))
         elif self.args.stacks == "all":
             stacks.append("gunicorn")
         if "soak" in sections:
@@ -213,6 +238,8 @@ class Run:
             if "gunicorn" in stacks:
                 self.section("stream: emulator (gunicorn gthread)",
                              lambda: self.stream("gunicorn", lambda: gunicorn_server(stream_config)))
+        if "stacks" in sections:
+            self.section("serving stacks: a bare Flask app on each", self.stacks)
         if "startup" in sections:
             self.section("cold start", self.cold_start)
         if "contracts" in sections:
@@ -274,8 +301,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stream-seconds", type=float, default=4.0, help="measured seconds per stream level")
     parser.add_argument("--stacks", choices=["auto", "werkzeug", "all"], default="auto",
                         help="auto: measure gunicorn gthread only if werkzeug misses a REST target")
-    parser.add_argument("--sections", nargs="+", default=["rest", "soak", "stream", "startup", "contracts"],
-                        choices=["rest", "soak", "stream", "startup", "contracts"])
+    parser.add_argument("--sections", nargs="+",
+                        default=["rest", "soak", "stream", "stacks", "startup", "contracts"],
+                        choices=["rest", "soak", "stream", "stacks", "startup", "contracts"])
     parser.add_argument("--no-prism", action="store_true", help="skip Prism (its ratios then read n/a)")
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=OUT_DIR / "results.json")

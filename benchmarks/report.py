@@ -11,10 +11,13 @@ from typing import Any
 
 from benchmarks.rest import ENDPOINTS, LABELS
 
-EMULATOR_STACKS = ("werkzeug", "gunicorn")
+EMULATOR_STACKS = ("werkzeug", "gunicorn", "gevent", "granian")
 STACK_NAMES = {"werkzeug": "emulator, werkzeug threaded (today's CLI)",
                "gunicorn": "emulator, gunicorn gthread 1 worker x 256 threads",
+               "gevent": "emulator REST, gunicorn gevent 1 worker (flask-sock would need the process monkey-patched)",
+               "granian": "emulator REST, granian WSGI 1 worker x 1 thread (no websockets for WSGI apps)",
                "prism": "Stoplight Prism", "bare": "bare asyncio responder"}
+REST_COLUMNS = (*EMULATOR_STACKS, "prism", "bare")
 GET_VS_PRISM = 2.0
 POST_VS_PRISM = 1.5
 P99_CONNECTIONS = 32
@@ -139,10 +142,25 @@ def noisy(results: dict[str, Any], threshold: float) -> list[str]:
     return found
 
 
+def _ceiling_levels(ceilings: dict[str, Any]) -> list[str]:
+    found = sorted({int(c) for entry in ceilings.values() for c in entry.get("rest", {})})
+    return [f"c={c}" for c in found]
+
+
+def _ceiling_rows(ceilings: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, entry in ceilings.items():
+        runs = entry.get("rest", {})
+        cells = [f"{runs[level[2:]]['rps']:,.0f} ({runs[level[2:]]['p99_ms']:.1f})" if level[2:] in runs
+                 else entry.get("missing", "-") for level in _ceiling_levels(ceilings)]
+        rows.append([name, *cells, entry["stream"]])
+    return rows
+
+
 def render(results: dict[str, Any]) -> str:
     out: list[str] = []
     rest = results.get("rest", {})
-    stacks = [stack for stack in ("werkzeug", "gunicorn", "prism", "bare") if stack in rest]
+    stacks = [stack for stack in REST_COLUMNS if stack in rest]
     if stacks:
         out.append("REST: requests/s and latency p50 / p99 in ms (wrk; " + ", ".join(
             f"{stack} = {STACK_NAMES[stack]}" for stack in stacks) + ")")
@@ -197,6 +215,12 @@ def render(results: dict[str, Any]) -> str:
         if contracts:
             rows.append(["contract suite (in-process)", f"{contracts['seconds']:.1f} s", contracts["summary"]])
         out.append(_table(["measure", "median", "runs / outcome"], rows))
+    ceilings = results.get("stacks", {})
+    if ceilings:
+        out.append("")
+        out.append("Serving stacks: a bare Flask app, GET /hello, req/s (p99 ms)")
+        out.append(_table(["stack", *_ceiling_levels(ceilings), "/market-data on the same port"],
+                          _ceiling_rows(ceilings)))
     targets = results.get("targets", [])
     if targets:
         out.append("")
@@ -215,7 +239,7 @@ def markdown(results: dict[str, Any]) -> str:
                f"{machine.get('memory_gib')} GiB, Python {machine.get('python')}, {machine.get('wrk')}, "
                f"node {machine.get('node')}, Prism {machine.get('prism')}.")
     rest = results.get("rest", {})
-    stacks = [stack for stack in ("werkzeug", "gunicorn", "prism", "bare") if stack in rest]
+    stacks = [stack for stack in REST_COLUMNS if stack in rest]
     if stacks:
         out += ["", "| operation | conns | " + " | ".join(f"{s} req/s (p50 / p99 ms)" for s in stacks)
                 + " | werkzeug / prism | werkzeug / bare | others' cores |",
@@ -249,6 +273,13 @@ def markdown(results: dict[str, Any]) -> str:
                            f"{run['lag_p50_ms']:.1f} / {run['lag_p99_ms']:.1f} | {run['dropped']:,} | "
                            f"{run['starved']} | {run['rss_mib']:.0f} | {run['server_cpu']:.2f} | "
                            f"{run.get('foreign_cores', 0.0):.2f} |")
+    ceilings = results.get("stacks", {})
+    if ceilings:
+        levels = _ceiling_levels(ceilings)
+        columns = " | ".join(f"{level} req/s (p99 ms)" for level in levels)
+        out += ["", f"| stack (a bare Flask app, GET /hello) | {columns} | /market-data on the same port |",
+                "|---|" + "---:|" * len(levels) + "---|"]
+        out += ["| " + " | ".join(row) + " |" for row in _ceiling_rows(ceilings)]
     targets = results.get("targets", [])
     if targets:
         out += ["", "| target | stack | measured | result |", "|---|---|---|---|"]
