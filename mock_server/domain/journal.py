@@ -1,9 +1,10 @@
 """The request journal: the last N requests the emulator answered, for tests to verify what a client sent.
 
 WireMock's `verify` for this API: a test drives its client, then asks the journal whether the client sent the
-right request (the header, the body, the retry after a 429). Secrets are masked before an entry is stored, so the
-journal can be shown or logged without leaking a token; bodies are cut at `MAX_BODY_CHARS` so one large upload
-cannot crowd the memory the bound is meant to cap.
+right request (the header, the body, the retry after a 429). Secrets are masked in every entry the journal gives
+out, so it can be shown or logged without leaking a token; bodies are cut at `MAX_BODY_CHARS` so one large upload
+cannot crowd the memory the bound is meant to cap. Masking (which parses each body) happens when entries are read,
+not on every request: the journal is written on every request and read now and then.
 
 Plain Python: the web layer turns a Flask request into the raw pieces `record` takes.
 """
@@ -45,6 +46,28 @@ class JournalEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class _Recorded:
+    """A request as it came (a body over `MAX_BODY_CHARS` bytes already shown and cut, so the bound holds)."""
+
+    request_id: str
+    timestamp: datetime
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | tuple[Any, bool]
+    content_type: str
+    status: int | None
+    operation: str | None
+    duration_ms: float
+
+    def entry(self) -> JournalEntry:
+        shown, truncated = self.body if isinstance(self.body, tuple) else _body(self.body, self.content_type)
+        return JournalEntry(self.request_id, self.timestamp, self.method, self.path, _query(self.query),
+                            _headers(self.headers), shown, truncated, self.status, self.operation, self.duration_ms)
+
+
+@dataclass(frozen=True, slots=True)
 class JournalFilter:
     """Every given criterion must hold; `path` is a regular expression searched in the path."""
 
@@ -54,7 +77,7 @@ class JournalFilter:
     status: int | None = None
     limit: int = 100
 
-    def accepts(self, entry: JournalEntry) -> bool:
+    def accepts(self, entry: JournalEntry | _Recorded) -> bool:
         return ((self.method is None or entry.method == self.method.upper())
                 and (self.path is None or self.path.search(entry.path) is not None)
                 and (self.operation is None or entry.operation == self.operation)
@@ -69,20 +92,20 @@ class Journal:
         if capacity < 0:
             raise ValueError("capacity must not be negative")
         self.capacity = capacity
-        self._entries: deque[JournalEntry] = deque(maxlen=capacity)
+        self._entries: deque[_Recorded] = deque(maxlen=capacity)
         self._lock = threading.Lock()
 
     def record(self, *, request_id: str, timestamp: datetime, method: str, path: str,
                query: Iterable[tuple[str, str]], headers: Iterable[tuple[str, str]], body: bytes,
                content_type: str, status: int | None, operation: str | None, duration_ms: float) -> None:
-        """Mask and store one request (a no-op when the journal is off)."""
+        """Store one request, to be masked when read (a no-op when the journal is off)."""
         if self.capacity == 0:
             return
-        shown, truncated = _body(body, content_type)
-        entry = JournalEntry(request_id, timestamp, method.upper(), path, _query(query), _headers(headers), shown,
-                             truncated, status, operation, round(duration_ms, 3))
+        kept = body if len(body) <= MAX_BODY_CHARS else _body(body, content_type)
+        recorded = _Recorded(request_id, timestamp, method.upper(), path, tuple(query), tuple(headers), kept,
+                             content_type, status, operation, round(duration_ms, 3))
         with self._lock:
-            self._entries.append(entry)
+            self._entries.append(recorded)
 
     def entries(self, wanted: JournalFilter | None = None) -> list[JournalEntry]:
         """Newest first, at most `wanted.limit`."""
@@ -90,9 +113,9 @@ class Journal:
         with self._lock:
             snapshot = list(self._entries)
         found = []
-        for entry in reversed(snapshot):
-            if wanted.accepts(entry):
-                found.append(entry)
+        for recorded in reversed(snapshot):
+            if wanted.accepts(recorded):
+                found.append(recorded.entry())
                 if len(found) == wanted.limit:
                     break
         return found

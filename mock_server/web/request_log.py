@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import Any
 
 from flask import Flask, Request, Response, g, request
 from werkzeug.exceptions import HTTPException
@@ -35,31 +36,43 @@ def install_request_log(app: Flask, api: Api, request_ids: IdGenerator, checker:
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        dropped = g.get("dropped", False)  # an injected drop_connection fault: nothing goes out
-        if (checker is not None and request.url_rule is not None and not request.url_rule.websocket
-                and not response.is_streamed and not dropped):
-            operation = api.operation_for(request.url_rule.endpoint)
+        # The objects behind Flask's proxies, once: every attribute read through a proxy costs a context lookup,
+        # and this runs for every request.
+        incoming: Request = request._get_current_object()  # type: ignore[attr-defined]
+        state = g._get_current_object()  # type: ignore[attr-defined]
+        dropped = state.get("dropped", False)  # an injected drop_connection fault: nothing goes out
+        rule = incoming.url_rule
+        if checker is not None and rule is not None and not rule.websocket and not response.is_streamed and not dropped:
+            operation = api.operation_for(rule.endpoint)
             problems = checker.problems(operation, response.status_code, response.headers, response.get_data())
             if problems:
                 log.error("response breaks the spec: %s", "; ".join(problems))
                 response = error_response(ApiError(ErrorCode.INTERNAL_ERROR, "Response broke the spec: "
                                                    + "; ".join(problems)))
-        response.headers["X-Request-Id"] = g.get("request_id", "")
-        rate = g.get("rate")
+        headers = response.headers
+        request_id = state.get("request_id", "")
+        headers["X-Request-Id"] = request_id
+        rate = state.get("rate")
+        client = state.get("client_id")
+        if rate is None and client is not None:
+            # Refused after authentication but before the rate limit (403, 400, ...): report the client's bucket,
+            # spending nothing, since every /v1 response carries X-RateLimit-*.
+            rate = services().rate_limiter.take(client, 0)
         if rate is not None:
-            response.headers["X-RateLimit-Limit"] = str(rate.limit)
-            response.headers["X-RateLimit-Remaining"] = str(rate.remaining)
-            response.headers["X-RateLimit-Reset"] = str(rate.reset_seconds)
-        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+            headers["X-RateLimit-Limit"] = str(rate.limit)
+            headers["X-RateLimit-Remaining"] = str(rate.remaining)
+            headers["X-RateLimit-Reset"] = str(rate.reset_seconds)
+        elapsed = (time.perf_counter() - state.get("started", time.perf_counter())) * 1000
+        path = incoming.path
         # The path only: query strings can carry secrets (the stream's access_token).
-        log.info("%s %s %s %.1fms %s", request.method, request.path, "dropped" if dropped else response.status_code,
-                 elapsed, g.request_id)
-        if request.path not in UNJOURNALED and not _watching(request):
-            _journal(api, request, None if dropped else response.status_code, elapsed)
+        log.info("%s %s %s %.1fms %s", incoming.method, path, "dropped" if dropped else response.status_code,
+                 elapsed, request_id)
+        if path not in UNJOURNALED and not _watching(incoming):
+            _journal(api, incoming, state, None if dropped else response.status_code, elapsed)
         return response
 
 
-def _journal(api: Api, incoming: Request, status: int | None, elapsed_ms: float) -> None:
+def _journal(api: Api, incoming: Request, state: Any, status: int | None, elapsed_ms: float) -> None:
     journal = services().journal
     if journal.capacity == 0:
         return
@@ -67,12 +80,12 @@ def _journal(api: Api, incoming: Request, status: int | None, elapsed_ms: float)
         body = incoming.get_data(cache=True)
     except (HTTPException, OSError):  # over the size limit, or the connection is gone: the body is unknown
         body = b""
+    rule = incoming.url_rule
     journal.record(
-        request_id=g.get("request_id", ""), timestamp=g.get("arrived") or services().clock.now(),
+        request_id=state.get("request_id", ""), timestamp=state.get("arrived") or services().clock.now(),
         method=incoming.method, path=incoming.path, query=incoming.args.items(multi=True),
         headers=incoming.headers.items(), body=body, content_type=incoming.content_type or "", status=status,
-        operation=api.operation_id_for(incoming.url_rule.endpoint if incoming.url_rule is not None else None),
-        duration_ms=elapsed_ms,
+        operation=api.operation_id_for(rule.endpoint if rule is not None else None), duration_ms=elapsed_ms,
     )
 
 

@@ -75,11 +75,12 @@ class Api:
 
         def register(handler: Handler) -> Handler:
             def view(**path: str) -> ResponseReturnValue:
+                found = services()
                 if forcible is not None:
-                    forced = faults.inject(services(), operation, forcible)
+                    forced = faults.inject(found, operation, forcible)
                     if forced is not None:
                         return forced
-                principal = _authenticate(operation) if operation.secured else ANONYMOUS
+                principal = _authenticate(operation, found) if operation.secured else ANONYMOUS
                 try:
                     inputs = validator.validate(path=path, query=request.args, headers=request.headers,
                                                 body=_read_body(operation))
@@ -88,8 +89,8 @@ class Api:
                         raise
                     return on_invalid(exc)
                 if operation.secured:
-                    _rate_limit(principal, cost(inputs) if cost else 1)
-                call = Call(inputs, principal, services())
+                    _rate_limit(principal, cost(inputs) if cost else 1, found)
+                call = Call(inputs, principal, found)
                 key = inputs.headers.get("Idempotency-Key")
                 if idempotent and key:
                     return _idempotent(call, key, handler)
@@ -115,7 +116,7 @@ class Api:
         return sorted(op.operation_id for op in self.document.operations if op.operation_id not in bound)
 
 
-def _authenticate(operation: Operation) -> Principal:
+def _authenticate(operation: Operation, found: Services) -> Principal:
     header = request.headers.get("Authorization", "")
     if not header:
         raise HttpError(ApiError(ErrorCode.INVALID_CREDENTIALS, "Missing bearer token"), {"WWW-Authenticate": REALM})
@@ -123,14 +124,12 @@ def _authenticate(operation: Operation) -> Principal:
     try:
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(ErrorCode.INVALID_CREDENTIALS, "The Authorization header must be 'Bearer <token>'")
-        principal = services().oauth.verify(token.strip())
+        principal = found.oauth.verify(token.strip())
     except ApiError as exc:
         description = exc.message.replace('"', "'")
         raise HttpError(exc, {"WWW-Authenticate": f'{REALM}, error="invalid_token", '
                                                   f'error_description="{description}"'}) from None
-    # The client is known from here on: report its bucket (spending nothing) so that refusals before the rate
-    # limit proper (403, 400) also carry X-RateLimit-*, as every /v1 response must.
-    g.rate = services().rate_limiter.take(principal.client_id, 0)
+    g.client_id = principal.client_id  # known from here on: refusals before the rate limit report its bucket too
     missing = [scope for scope in operation.scopes if scope not in principal.scopes]
     if missing:
         raise HttpError(
@@ -168,8 +167,8 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _rate_limit(principal: Principal, cost: int) -> None:
-    decision = services().rate_limiter.take(principal.client_id, cost)
+def _rate_limit(principal: Principal, cost: int, found: Services) -> None:
+    decision = found.rate_limiter.take(principal.client_id, cost)
     g.rate = decision
     if not decision.allowed:
         raise ApiError(ErrorCode.RATE_LIMIT_EXCEEDED, f"Rate limit of {decision.limit} requests exceeded",
