@@ -40,6 +40,7 @@ STREAM_CLIENTS = (1, 50, 200)
 STREAM_TICK_SECONDS = 0.03
 BUSY_CORES = 0.25  # background load above this before a section: its figures are noisy, said so
 STACK_LABELS = {"gevent": "gunicorn gevent, REST only", "granian": "granian WSGI, REST only"}
+EMULATOR_APP = "benchmarks.wsgi:app"
 GUNICORN_THREADS = 256  # every websocket holds a thread for its whole life: room for 200 clients and REST
 REST_CONFIG = 'starting_cash = "1000000000000.00"\n'
 STREAM_CONFIG = REST_CONFIG + f"tick_seconds = {STREAM_TICK_SECONDS}\n"
@@ -69,20 +70,16 @@ def werkzeug_server(config: Path | None, name: str = "werkzeug") -> Server:
 
 def gunicorn_server(config: Path, worker: str = "gthread") -> Server:
     port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", "--worker-class", worker, "--workers", "1",
-            "--threads", str(GUNICORN_THREADS), "--bind", f"{HOST}:{port}", "--no-control-socket",
-            "--log-level", "warning", "--graceful-timeout", "2", "benchmarks.wsgi:app"]
-    return Server("gunicorn" if worker == "gthread" else worker, argv, port=port, ready_path="/_mock/rate-limit",
-                  env={"TRADEFENCE_BENCH_CONFIG": str(config)})
+    return Server("gunicorn" if worker == "gthread" else worker,
+                  serving_stacks.gunicorn_argv(EMULATOR_APP, port, worker, GUNICORN_THREADS), port=port,
+                  ready_path="/_mock/rate-limit", env={"TRADEFENCE_BENCH_CONFIG": str(config)})
 
 
 def granian_server(config: Path) -> Server:
     """REST only: granian serves websockets to ASGI and RSGI apps, not to a WSGI app like the emulator."""
     port = free_port()
-    argv = [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", HOST, "--port", str(port),
-            "--workers", "1", "--blocking-threads", "1", "--log-level", "warning", "benchmarks.wsgi:app"]
-    return Server("granian", argv, port=port, ready_path="/_mock/rate-limit",
-                  env={"TRADEFENCE_BENCH_CONFIG": str(config)})
+    return Server("granian", serving_stacks.granian_argv(EMULATOR_APP, port), port=port,
+                  ready_path="/_mock/rate-limit", env={"TRADEFENCE_BENCH_CONFIG": str(config)})
 
 
 def prism_server() -> Server:

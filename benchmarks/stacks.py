@@ -28,10 +28,20 @@ class Stack:
     argv: Callable[[int], list[str]]
 
 
+def gunicorn_argv(app: str, port: int, worker: str, threads: int) -> list[str]:
+    """One worker: the emulator's state lives in one process (a second worker would have its own market)."""
+    return [sys.executable, "-m", "gunicorn", "--worker-class", worker, "--workers", "1", "--threads", str(threads),
+            "--bind", f"{HOST}:{port}", "--no-control-socket", "--log-level", "warning", "--graceful-timeout", "2",
+            app]
+
+
+def granian_argv(app: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", HOST, "--port", str(port),
+            "--workers", "1", "--blocking-threads", "1", "--log-level", "warning", app]
+
+
 def _gunicorn(worker: str) -> Callable[[int], list[str]]:
-    return lambda port: [sys.executable, "-m", "gunicorn", "--worker-class", worker, "--workers", "1",
-                         "--threads", "8", "--bind", f"{HOST}:{port}", "--no-control-socket", "--log-level",
-                         "warning", APP]
+    return lambda port: gunicorn_argv(APP, port, worker, threads=8)
 
 
 STACKS = (
@@ -43,8 +53,7 @@ STACKS = (
     Stack("waitress", "waitress", "no: no socket hand-off for an upgrade",
           lambda port: [sys.executable, "-m", "waitress", f"--listen={HOST}:{port}", APP]),
     Stack("granian WSGI, 1 worker, 1 thread", "granian", "no: websockets for ASGI/RSGI apps only",
-          lambda port: [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", HOST, "--port",
-                        str(port), "--workers", "1", "--blocking-threads", "1", "--log-level", "warning", APP]),
+          lambda port: granian_argv(APP, port)),
 )
 
 
