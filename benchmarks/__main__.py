@@ -1,9 +1,9 @@
 """`python -m benchmarks` (`make bench`): run every section, print the tables, write `.bench/results.json`.
 
-Sections, in order: REST on the emulator as the CLI serves it (werkzeug threaded), on Prism and on the bare
-responder; when werkzeug misses a REST target (or with `--stacks all`), REST on gunicorn gthread and, for the
+Sections, in order: REST on the emulator as the CLI serves it (its own server), on Prism and on the bare
+responder; when that misses a REST target (or with `--stacks all`), REST on gunicorn gthread and, for the
 comparison only, on gunicorn gevent and granian (neither can serve the emulator's websocket as it is); the
-market-data stream (werkzeug, and gunicorn gthread when measured); a bare Flask app on each serving stack; cold
+market-data stream (its own server, and gunicorn gthread when measured); a bare Flask app on each serving stack; cold
 start (emulator and Prism); the contract suite's wall time.
 A section that fails is reported and the others still run; the exit status is 1 if any failed (a harness
 error), 130 on Ctrl-C, and 0 otherwise, whatever the targets say.
@@ -58,7 +58,7 @@ def _config_file(name: str, text: str) -> Path:
     return path
 
 
-def werkzeug_server(config: Path | None, name: str = "werkzeug") -> Server:
+def emulator_server(config: Path | None, name: str = "builtin") -> Server:
     """The emulator as `make mock-up` runs it, with Python's default of keeping compiled modules (and the emulator
     its parsed spec) in `__pycache__`. Some environments, this sandbox among them, set PYTHONDONTWRITEBYTECODE=1;
     where nothing was ever cached, every start then compiles the emulator's modules and parses the spec again."""
@@ -133,7 +133,7 @@ class Run:
                                                for endpoint, levels in figures.items() if levels}
 
     def soak(self, config: Path) -> None:
-        with werkzeug_server(config) as server:
+        with emulator_server(config) as server:
             self.results["soak"] = rest.soak(server, self.args.seconds, self.args.warmup, progress=progress)
 
     def stream(self, stack: str, make: Callable[[], Server]) -> None:
@@ -158,7 +158,7 @@ class Run:
                 time.sleep(0.5)  # let the server notice the closed sockets before the next level
 
     def cold_start(self) -> None:
-        emulator = startup.cold_start(lambda: werkzeug_server(None, "coldstart"), "/v1", self.args.cold_runs)
+        emulator = startup.cold_start(lambda: emulator_server(None, "coldstart"), "/v1", self.args.cold_runs)
         self.results["cold_start"]["emulator"] = emulator.as_dict()
         progress(f"  emulator: median {emulator.median_s:.3f} s")
         if not self.args.no_prism:
@@ -176,7 +176,7 @@ class Run:
         progress(f"  {outcome.seconds:.1f} s, exit {outcome.exit_code}: {outcome.summary}")
 
     def wants_gunicorn(self) -> bool:
-        if self.args.stacks == "werkzeug":
+        if self.args.stacks == "builtin":
             return False
         if importlib.util.find_spec("gunicorn") is None:
             message = "gunicorn is not installed (pip install -e '.[bench]'): alternative stack not measured"
@@ -187,9 +187,9 @@ class Run:
         if self.args.stacks == "all":
             return True
         rest_targets = [t for t in report.evaluate(self.results)
-                        if t["stack"] == "werkzeug" and t["result"] == "MISS" and "/v1/" in t["target"]]
+                        if t["stack"] == "builtin" and t["result"] == "MISS" and "/v1/" in t["target"]]
         for target in rest_targets:
-            progress(f"  werkzeug missed: {target['target']} ({target['measured']})")
+            progress(f"  the built-in server missed: {target['target']} ({target['measured']})")
         return bool(rest_targets)
 
     def all(self) -> None:
@@ -197,10 +197,10 @@ class Run:
         rest_config = _config_file("emulator-rest", REST_CONFIG)
         stream_config = _config_file("emulator-stream", STREAM_CONFIG)
         sections = self.args.sections
-        stacks = ["werkzeug"]
+        stacks = ["builtin"]
         if "rest" in sections:
-            self.section("REST: emulator (werkzeug threaded)", lambda: self.rest(
-                "werkzeug", lambda: werkzeug_server(rest_config), rest.EMULATOR, self.args.connections))
+            self.section("REST: emulator (its own server)", lambda: self.rest(
+                "builtin", lambda: emulator_server(rest_config), rest.EMULATOR, self.args.connections))
             if not self.args.no_prism:
                 self.section(f"REST: Prism {PRISM_VERSION}", lambda: self.rest(
                     "prism", prism_server, rest.PRISM, self.args.reference_connections))
@@ -228,10 +228,11 @@ class Run:
         elif self.args.stacks == "all":
             stacks.append("gunicorn")
         if "soak" in sections:
-            self.section("REST soak: POST /v1/orders past 10,000 orders (werkzeug)", lambda: self.soak(rest_config))
+            self.section("REST soak: POST /v1/orders past 10,000 orders (its own server)",
+                         lambda: self.soak(rest_config))
         if "stream" in sections:
-            self.section("stream: emulator (werkzeug threaded)",
-                         lambda: self.stream("werkzeug", lambda: werkzeug_server(stream_config, "werkzeug-stream")))
+            self.section("stream: emulator (its own server)",
+                         lambda: self.stream("builtin", lambda: emulator_server(stream_config, "builtin-stream")))
             if "gunicorn" in stacks:
                 self.section("stream: emulator (gunicorn gthread)",
                              lambda: self.stream("gunicorn", lambda: gunicorn_server(stream_config)))
@@ -296,8 +297,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per REST run (default 3)")
     parser.add_argument("--warmup", type=float, default=1.0, help="discarded seconds before each run (default 1)")
     parser.add_argument("--stream-seconds", type=float, default=4.0, help="measured seconds per stream level")
-    parser.add_argument("--stacks", choices=["auto", "werkzeug", "all"], default="auto",
-                        help="auto: measure gunicorn gthread only if werkzeug misses a REST target")
+    parser.add_argument("--stacks", choices=["auto", "builtin", "all"], default="auto",
+                        help="auto: measure gunicorn gthread only if the built-in server misses a REST target")
     parser.add_argument("--sections", nargs="+",
                         default=["rest", "soak", "stream", "stacks", "startup", "contracts"],
                         choices=["rest", "soak", "stream", "stacks", "startup", "contracts"])

@@ -11,8 +11,8 @@ from typing import Any
 
 from benchmarks.rest import ENDPOINTS, LABELS
 
-EMULATOR_STACKS = ("werkzeug", "gunicorn", "gevent", "granian")
-STACK_NAMES = {"werkzeug": "emulator, werkzeug threaded (today's CLI)",
+EMULATOR_STACKS = ("builtin", "gunicorn", "gevent", "granian")
+STACK_NAMES = {"builtin": "emulator on its own server (the CLI: asyncio + httptools)",
                "gunicorn": "emulator, gunicorn gthread 1 worker x 256 threads",
                "gevent": "emulator REST, gunicorn gevent 1 worker (flask-sock would need the process monkey-patched)",
                "granian": "emulator REST, granian WSGI 1 worker x 1 thread (no websockets for WSGI apps)",
@@ -85,7 +85,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     if soak:
         fresh, after = soak["fresh"]["rps"], soak["after"]["rps"]
         targets.append(_target(f"POST /v1/orders after {soak['orders_before']:,} orders vs fresh "
-                               f"(c={soak['connections']})", "werkzeug",
+                               f"(c={soak['connections']})", "builtin",
                                f"{after:,.0f} vs {fresh:,.0f} req/s = {ratio(after / fresh) if fresh else '-'}", None))
     for stack, levels in results.get("stream", {}).items():
         run = levels.get(str(STREAM_CLIENTS)) if isinstance(levels, dict) else None
@@ -101,7 +101,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                                f"{run['rss_mib']:.0f} MiB", run["rss_mib"] < RSS_MIB))
     cold = results.get("cold_start", {})
     if "emulator" in cold:
-        targets.append(_target(f"cold start < {COLD_START_S:g} s (median of 5)", "werkzeug",
+        targets.append(_target(f"cold start < {COLD_START_S:g} s (median of 5)", "builtin",
                                f"{cold['emulator']['median_s']:.3f} s", cold["emulator"]["median_s"] < COLD_START_S))
     if "prism" in cold:
         targets.append(_target("cold start (median of 5)", "prism", f"{cold['prism']['median_s']:.3f} s", None))
@@ -242,7 +242,7 @@ def markdown(results: dict[str, Any]) -> str:
     stacks = [stack for stack in REST_COLUMNS if stack in rest]
     if stacks:
         out += ["", "| operation | conns | " + " | ".join(f"{s} req/s (p50 / p99 ms)" for s in stacks)
-                + " | werkzeug / prism | werkzeug / bare | others' cores |",
+                + " | builtin / prism | builtin / bare | others' cores |",
                 "|---|---:|" + "---:|" * len(stacks) + "---:|---:|---:|"]
         for endpoint in ENDPOINTS:
             levels = sorted({int(c) for stack in stacks for c in rest[stack].get(endpoint, {})})
@@ -251,7 +251,7 @@ def markdown(results: dict[str, Any]) -> str:
                 for stack in stacks:
                     run = rest[stack].get(endpoint, {}).get(str(connections))
                     cells.append(f"{run['rps']:,.0f} ({run['p50_ms']:.1f} / {run['p99_ms']:.1f})" if run else "-")
-                mine = _rps(results, "werkzeug", endpoint, connections)
+                mine = _rps(results, "builtin", endpoint, connections)
                 ratios = []
                 for other in ("prism", "bare"):
                     theirs = _rps(results, other, endpoint, connections)

@@ -45,8 +45,10 @@ def _gunicorn(worker: str) -> Callable[[int], list[str]]:
 
 
 STACKS = (
-    Stack("werkzeug threaded (the emulator's)", "werkzeug", "yes: flask-sock",
+    Stack("the emulator's own (asyncio + httptools, app inline)", "httptools", "yes: flask-sock on its own thread",
           lambda port: [sys.executable, "-m", "benchmarks.hello"]),
+    Stack("werkzeug threaded (the emulator's until 2026-11)", "werkzeug", "yes: flask-sock",
+          lambda port: [sys.executable, "-m", "benchmarks.hello", "--werkzeug"]),
     Stack("gunicorn gthread, 1 worker", "gunicorn", "yes: flask-sock", _gunicorn("gthread")),
     Stack("gunicorn gevent, 1 worker", "gevent", "yes: flask-sock, the whole process monkey-patched",
           _gunicorn("gevent")),
@@ -68,7 +70,7 @@ def measure(connections: tuple[int, ...], seconds: float, warmup: float,
             entry["missing"] = f"{stack.module} is not installed (pip install -e '.[bench]')"
             progress(f"  {stack.name}: {entry['missing']}")
             continue
-        url_line = stack.module == "werkzeug"
+        url_line = stack.module in {"httptools", "werkzeug"}  # `benchmarks.hello` picks a port and prints it
         port = None if url_line else free_port()
         with Server(f"hello-{stack.module}", stack.argv(port or 0), port=port, url_line=url_line,
                     ready_path="/hello") as server:

@@ -318,7 +318,7 @@ def main(argv: list[str]) -> None:
     print(f"http://127.0.0.1:{server.server_port}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
-        server.serve_forever(poll_interval=0.05)
+        server.serve_forever()
     finally:
         server.server_close()
         services(app).close()

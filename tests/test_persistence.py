@@ -92,7 +92,7 @@ def test_the_store_gives_back_exactly_what_it_was_given(tmp_path: Path) -> None:
                         EndpointSource.CONTROL)
     writer.save_endpoint(endpoint)
     body = b'{"id":"evt_1","type":"order.filled"}'
-    event = WebhookEvent("evt_1", EventType.ORDER_FILLED, AT, "acc_ann", json.loads(body), body)
+    event = WebhookEvent("evt_1", EventType.ORDER_FILLED, AT, "acc_ann", body)
     delivery = StoredDelivery("we_1", endpoint.url, DeliveryStatus.PENDING,
                               (Attempt(1, AT, None, 3, "connection refused"), Attempt(2, AT, 503, 9, None)), 2,
                               AT + timedelta(seconds=5), None)

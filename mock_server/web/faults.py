@@ -1,17 +1,17 @@
 """Applying injected faults to an API request: the web half of `domain/faults.py`.
 
-The domain decides which faults fire; this module makes them happen over HTTP: it sleeps for the latency,
-renders a forced error through the normal envelope (with the headers that error always carries), or closes the
-socket without answering. It runs first in the pipeline (`web/routing.py`), before authentication, as a failing
-gateway in front of the API would.
+The domain decides which faults fire; this module makes them happen over HTTP: it holds the answer back for the
+latency, renders a forced error through the normal envelope (with the headers that error always carries), or
+closes the connection without answering. Holding back and closing go through the server's `ResponseControls`:
+the request is handled at once and only its answer waits, so a slow endpoint never slows another connection.
+It runs first in the pipeline (`web/routing.py`), before authentication, as a failing gateway in front of the
+API would.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import socket
 import time
 from collections.abc import Mapping
 
@@ -21,6 +21,7 @@ from mock_server.domain.errors import ApiError, ErrorCode
 from mock_server.domain.faults import FORCIBLE_STATUSES, Outcome
 from mock_server.domain.ratelimit import RateDecision
 from mock_server.services import Services
+from mock_server.serving.controls import RESPONSE_CONTROLS, ResponseControls
 from mock_server.spec.document import Operation, SpecDocument
 from mock_server.web.errors import error_response
 
@@ -64,13 +65,17 @@ def inject(services: Services, operation: Operation, forcible: frozenset[int]) -
     if injection.empty:
         return None
     g.faults = injection.fault_ids
+    controls: ResponseControls | None = request.environ.get(RESPONSE_CONTROLS)
     if injection.latency_ms:
-        time.sleep(injection.latency_ms / 1000)
+        if controls is not None:
+            controls.delay(injection.latency_ms / 1000)
+        else:  # another WSGI server: all we can do is wait here
+            time.sleep(injection.latency_ms / 1000)
     outcome = injection.outcome
     if outcome is None:
         return None
     if outcome.drop_connection:
-        return _drop()
+        return _drop(controls)
     return _forced(services, operation, outcome)
 
 
@@ -107,22 +112,15 @@ def _caller(services: Services) -> str | None:
         return None
 
 
-def _drop() -> Response:
-    """Close the connection without a byte of answer; the client sees a connection error at once.
-
-    The built-in server (werkzeug) gives the socket in the WSGI environment: shut it down both ways, and the
-    server's attempt to write the response below fails as a dropped connection, which it ignores. Under another
-    server there is no socket to close, so answer 502 with a message saying why.
-    """
-    g.dropped = True
-    connection = request.environ.get("werkzeug.socket")
-    if connection is None:
-        log.warning("drop_connection needs the built-in server; answering 502 instead")
-        g.dropped = False
+def _drop(controls: ResponseControls | None) -> Response:
+    """Close the connection without a byte of answer; the client sees a connection error at once. Under another
+    WSGI server there is no way to, so answer 502 with a message saying why."""
+    if controls is None:
+        log.warning("drop_connection needs the emulator's own server; answering 502 instead")
         response = error_response(ApiError(ErrorCode.INTERNAL_ERROR, "drop_connection fault: this server cannot "
                                                                      "close the connection; 502 instead"))
         response.status_code = 502
         return response
-    with contextlib.suppress(OSError):  # the client is gone already
-        connection.shutdown(socket.SHUT_RDWR)
-    return Response(status=500)
+    g.dropped = True
+    controls.drop()
+    return Response(status=500)  # never sent

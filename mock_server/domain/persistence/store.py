@@ -251,8 +251,7 @@ class StateStore:
         for event_id, sequence, kind, created_at, account_id, body in conn.execute(
                 "SELECT id, sequence, type, created_at, account_id, body FROM webhook_events ORDER BY sequence"):
             body = bytes(body)
-            event = WebhookEvent(id=event_id, type=EventType(kind), created_at=datetime.fromisoformat(created_at),
-                                 account_id=account_id, payload=json.loads(body), body=body)
+            event = WebhookEvent(event_id, EventType(kind), datetime.fromisoformat(created_at), account_id, body)
             events.append(SavedEvent(event, int(sequence), tuple(deliveries.get(event_id, ()))))
         responses = tuple(
             SavedResponse(scope, key, fingerprint, datetime.fromisoformat(expires_at),

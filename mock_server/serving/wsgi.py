@@ -1,0 +1,131 @@
+"""WSGI (PEP 3333) for the server: one parsed request as an environment, and the app's answer collected whole.
+
+Every answer of the emulator is small JSON or a small page, so it is collected into one bytes object and sent
+with a Content-Length: one write per response, and keep-alive always possible.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from mock_server.serving.controls import RESPONSE_CONTROLS, ResponseControls
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+_NO_BODY_STATUSES = frozenset((204, 304))
+
+
+@dataclass(slots=True)
+class ParsedRequest:
+    """What the HTTP parser read. `body_size` counts every body byte received, also past the cap where `body`
+    stops growing: the app sees the true size and answers 413 without the server holding it all."""
+
+    method: str
+    path: bytes
+    query: bytes
+    http_version: str
+    headers: list[tuple[bytes, bytes]]
+    body: bytearray = field(default_factory=bytearray)
+    body_size: int = 0
+    keep_alive: bool = True
+
+
+@dataclass(slots=True)
+class Answer:
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    @property
+    def status_code(self) -> int:
+        return int(self.status[:3])
+
+
+def environ(request: ParsedRequest, server: tuple[str, int], peer: tuple[str, int],
+            controls: ResponseControls) -> dict[str, Any]:
+    """The WSGI environment: CGI-style keys, headers as HTTP_* (repeats joined with commas), the whole body."""
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": request.method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": unquote_to_bytes(request.path).decode("latin-1"),
+        "QUERY_STRING": request.query.decode("latin-1"),
+        "SERVER_NAME": server[0],
+        "SERVER_PORT": str(server[1]),
+        "SERVER_PROTOCOL": f"HTTP/{request.http_version}",
+        "REMOTE_ADDR": peer[0],
+        "REMOTE_PORT": str(peer[1]),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(request.body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,  # websocket sessions run the app on their own threads
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        RESPONSE_CONTROLS: controls,
+    }
+    for raw_name, raw_value in request.headers:
+        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        if name not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            name = "HTTP_" + name
+        value = raw_value.decode("latin-1")
+        env[name] = f"{env[name]},{value}" if name in env else value
+    if request.body_size or "CONTENT_LENGTH" in env:  # a chunked body arrives without a length: give it one
+        env["CONTENT_LENGTH"] = str(request.body_size)
+        env.pop("HTTP_TRANSFER_ENCODING", None)
+    return env
+
+
+def call(app: WsgiApp, env: dict[str, Any]) -> Answer:
+    """Run the app to the end of its body. Exceptions are the caller's: a websocket session ends in one."""
+    started: list[Any] = []
+    written: list[bytes] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info is not None and started:
+            raise exc_info[1].with_traceback(exc_info[2])
+        started[:] = [status, headers]
+        return written.append
+
+    result = app(env, start_response)
+    try:
+        written.extend(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    if not started:
+        raise RuntimeError("the WSGI app returned without calling start_response")
+    return Answer(started[0], started[1], b"".join(written))
+
+
+def head(answer: Answer, *, method: str, keep_alive: bool, now: Callable[[], float] = time.time) -> bytes:
+    """The status line and headers, with Date (RFC 9110 s6.6.1), a Content-Length when the app gave none, and
+    `Connection: close` when this is the connection's last answer."""
+    lines = [f"HTTP/1.1 {answer.status}"]
+    has_length = False
+    for name, value in answer.headers:
+        lowered = name.lower()
+        if lowered == "content-length":
+            has_length = True
+        elif lowered in ("connection", "transfer-encoding", "date"):
+            continue  # the server decides these
+        lines.append(f"{name}: {value}")
+    if not has_length and answer.status_code not in _NO_BODY_STATUSES and method != "HEAD":
+        lines.append(f"Content-Length: {len(answer.body)}")
+    lines.append(f"Date: {http_date(int(now()))}")
+    if not keep_alive:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+@functools.lru_cache(maxsize=2)
+def http_date(second: int) -> str:
+    """IMF-fixdate for a whole second, formatted once per second (every response carries one)."""
+    return formatdate(second, usegmt=True)
