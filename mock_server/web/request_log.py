@@ -29,10 +29,11 @@ DASHBOARD_POLL = ("X-Tradefence-Dashboard", "poll")
 def install_request_log(app: Flask, api: Api, request_ids: IdGenerator, checker: ResponseChecker | None) -> None:
     @app.before_request
     def _start() -> None:
-        g.started = time.perf_counter()
-        g.arrived = services().clock.now()
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if CLIENT_REQUEST_ID.match(incoming) else request_ids.token("req", 16)
+        state = g._get_current_object()  # type: ignore[attr-defined]  # one context lookup, not one per field
+        state.started = time.perf_counter()
+        state.arrived = services().clock.now()
+        incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
+        state.request_id = incoming if CLIENT_REQUEST_ID.match(incoming) else request_ids.token("req", 16)
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -49,9 +50,10 @@ def install_request_log(app: Flask, api: Api, request_ids: IdGenerator, checker:
                 log.error("response breaks the spec: %s", "; ".join(problems))
                 response = error_response(ApiError(ErrorCode.INTERNAL_ERROR, "Response broke the spec: "
                                                    + "; ".join(problems)))
+        # Nothing before this hook sets these headers, so `add` (no search for an earlier value) is enough.
         headers = response.headers
         request_id = state.get("request_id", "")
-        headers["X-Request-Id"] = request_id
+        headers.add("X-Request-Id", request_id)
         rate = state.get("rate")
         client = state.get("client_id")
         if rate is None and client is not None:
@@ -59,9 +61,9 @@ def install_request_log(app: Flask, api: Api, request_ids: IdGenerator, checker:
             # spending nothing, since every /v1 response carries X-RateLimit-*.
             rate = services().rate_limiter.take(client, 0)
         if rate is not None:
-            headers["X-RateLimit-Limit"] = str(rate.limit)
-            headers["X-RateLimit-Remaining"] = str(rate.remaining)
-            headers["X-RateLimit-Reset"] = str(rate.reset_seconds)
+            headers.add("X-RateLimit-Limit", str(rate.limit))
+            headers.add("X-RateLimit-Remaining", str(rate.remaining))
+            headers.add("X-RateLimit-Reset", str(rate.reset_seconds))
         elapsed = (time.perf_counter() - state.get("started", time.perf_counter())) * 1000
         path = incoming.path
         # The path only: query strings can carry secrets (the stream's access_token).
@@ -76,17 +78,34 @@ def _journal(api: Api, incoming: Request, state: Any, status: int | None, elapse
     journal = services().journal
     if journal.capacity == 0:
         return
-    try:
-        body = incoming.get_data(cache=True)
-    except (HTTPException, OSError):  # over the size limit, or the connection is gone: the body is unknown
-        body = b""
+    # Read from the environment, not through Werkzeug's header and query objects: this runs on every request.
+    environ = incoming.environ
+    body = b""
+    if environ.get("CONTENT_LENGTH", "0") not in ("", "0") or environ.get("wsgi.input_terminated"):
+        try:
+            body = incoming.get_data(cache=True)
+        except (HTTPException, OSError):  # over the size limit, or the connection is gone: the body is unknown
+            body = b""
     rule = incoming.url_rule
     journal.record(
         request_id=state.get("request_id", ""), timestamp=state.get("arrived") or services().clock.now(),
-        method=incoming.method, path=incoming.path, query=incoming.args.items(multi=True),
-        headers=incoming.headers.items(), body=body, content_type=incoming.content_type or "", status=status,
+        method=incoming.method, path=incoming.path,
+        query=incoming.args.items(multi=True) if environ.get("QUERY_STRING") else (),
+        headers=_headers(environ), body=body, content_type=environ.get("CONTENT_TYPE", ""), status=status,
         operation=api.operation_id_for(rule.endpoint if rule is not None else None), duration_ms=elapsed_ms,
     )
+
+
+def _headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
+    """The request's headers exactly as Werkzeug's `EnvironHeaders` lists them (`X-Request-Id`; an empty
+    Content-Type left out), in one pass: the journal takes them on every request, and the class costs twice this."""
+    return [(key[5:].replace("_", "-").title(), value) if key[:5] == "HTTP_" else (_HEADER_NAMES[key], value)
+            for key, value in environ.items()
+            if (key[:5] == "HTTP_" and key not in _DUPLICATES) or (key in _HEADER_NAMES and value)]
+
+
+_HEADER_NAMES = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
+_DUPLICATES = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})  # WSGI servers keep these without HTTP_
 
 
 def _watching(incoming: Request) -> bool:
@@ -95,4 +114,4 @@ def _watching(incoming: Request) -> bool:
         return True
     name, value = DASHBOARD_POLL
     return (incoming.method == "GET" and incoming.path.startswith("/_mock/")
-            and incoming.headers.get(name) == value)
+            and incoming.environ.get("HTTP_" + name.upper().replace("-", "_")) == value)

@@ -9,8 +9,9 @@ Idempotency-Key → the handler.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, make_response, request
@@ -48,6 +49,7 @@ class Call:
 Handler = Callable[[Call], ResponseReturnValue]
 ErrorRenderer = Callable[[InvalidInput], ResponseReturnValue]
 ANONYMOUS = Principal(subject="", client_id="", scopes=frozenset(), grant_id="", token_id="")
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})  # for operations without query parameters: args go unparsed
 
 
 def services() -> Services:
@@ -72,6 +74,7 @@ class Api:
         validator = self._validators[operation_id]
         operation = validator.operation
         forcible = self.forcible.get(operation_id)
+        takes_query = any(parameter.location == "query" for parameter in operation.parameters)
 
         def register(handler: Handler) -> Handler:
             def view(**path: str) -> ResponseReturnValue:
@@ -82,8 +85,8 @@ class Api:
                         return forced
                 principal = _authenticate(operation, found) if operation.secured else ANONYMOUS
                 try:
-                    inputs = validator.validate(path=path, query=request.args, headers=request.headers,
-                                                body=_read_body(operation))
+                    inputs = validator.validate(path=path, query=request.args if takes_query else _NO_QUERY,
+                                                headers=request.headers, body=_read_body(operation))
                 except InvalidInput as exc:
                     if on_invalid is None:
                         raise
@@ -117,7 +120,7 @@ class Api:
 
 
 def _authenticate(operation: Operation, found: Services) -> Principal:
-    header = request.headers.get("Authorization", "")
+    header = request.environ.get("HTTP_AUTHORIZATION", "")
     if not header:
         raise HttpError(ApiError(ErrorCode.INVALID_CREDENTIALS, "Missing bearer token"), {"WWW-Authenticate": REALM})
     scheme, _, token = header.partition(" ")
