@@ -6,7 +6,6 @@ from flask import Flask
 from flask_sock import Sock
 
 from mock_server.config import Config
-from mock_server.domain.ids import IdGenerator
 from mock_server.services import Services, build_services
 from mock_server.spec.document import SpecDocument
 from mock_server.spec.responses import ResponseChecker
@@ -45,5 +44,5 @@ def create_app(config: Config | None = None, *, services: Services | None = None
 
     install_error_handlers(app)
     checker = ResponseChecker(document) if config.validate_responses else None
-    install_request_log(app, api, IdGenerator(config.seed, services.clock, stream="requests"), checker)
+    install_request_log(app, api, checker)
     return app

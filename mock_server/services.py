@@ -49,6 +49,7 @@ class Services:
     webhooks: Webhooks
     alerts: AlertWatcher
     faults: Faults
+    request_ids: IdGenerator  # X-Request-Id when the client sends none: a stream of its own, rebuilt by a reseed
     journal: Journal
     transport: Transport  # kept so that a reseed rebuilds the webhooks with the same one
     store: StateStore | None = None  # the --state file, when there is one (a reseed hands it to the new services)
@@ -151,6 +152,7 @@ def build_services(config: Config, clock: Clock | None = None, *, transport: Tra
         webhooks=webhooks,
         alerts=alerts,
         faults=Faults(config.seed, clock, IdGenerator(config.seed, clock, stream="faults").new),
+        request_ids=IdGenerator(config.seed, clock, stream="requests"),
         journal=journal if journal is not None else Journal(config.journal_size),
         transport=transport,
         store=store,

@@ -11,6 +11,7 @@ from decimal import Decimal
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
+from mock_server import heap
 from mock_server.domain.errors import ApiError, ErrorCode
 from mock_server.domain.faults import FaultRequest
 from mock_server.domain.journal import JournalFilter
@@ -140,6 +141,7 @@ def blueprint(api: Api) -> Blueprint:
             fresh = reseeded(old, call.body["seed"])
             current_app.extensions["tradefence"] = fresh
         old.close(grace=0)
+        heap.thaw()  # the old services are one large cycle that the CLI's collector may hold frozen
         return jsonify(_state(fresh))
 
     @api.route(bp, "mockGetState")

@@ -12,7 +12,6 @@ from flask import Flask, Request, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from mock_server.domain.errors import ApiError, ErrorCode
-from mock_server.domain.ids import IdGenerator
 from mock_server.spec.responses import ResponseChecker
 from mock_server.web.errors import error_response
 from mock_server.web.routing import Api, services
@@ -26,14 +25,15 @@ DASHBOARD = frozenset({"/_mock/", "/_mock"})  # the page, and the redirect to it
 DASHBOARD_POLL = ("X-Tradefence-Dashboard", "poll")
 
 
-def install_request_log(app: Flask, api: Api, request_ids: IdGenerator, checker: ResponseChecker | None) -> None:
+def install_request_log(app: Flask, api: Api, checker: ResponseChecker | None) -> None:
     @app.before_request
     def _start() -> None:
         state = g._get_current_object()  # type: ignore[attr-defined]  # one context lookup, not one per field
+        found = services()
         state.started = time.perf_counter()
-        state.arrived = services().clock.now()
+        state.arrived = found.clock.now()
         incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
-        state.request_id = incoming if CLIENT_REQUEST_ID.match(incoming) else request_ids.token("req", 16)
+        state.request_id = incoming if CLIENT_REQUEST_ID.match(incoming) else found.request_ids.token("req", 16)
 
     @app.after_request
     def _finish(response: Response) -> Response:
