@@ -61,6 +61,19 @@ def test_successive_steps_agree_with_cold_lookups(universe: Universe) -> None:
         assert MarketSimulator(universe, 9).price("AAPL", T0 + timedelta(seconds=i)) == series[i]
 
 
+def test_quotes_agree_with_cold_lookups_whatever_was_asked_before(universe: Universe) -> None:
+    """A symbol's last quote is kept for its step: asking within the step, across steps and back must give
+    exactly what a fresh simulator computes."""
+    warm = MarketSimulator(universe, 13)
+    moments = [T0 + timedelta(seconds=offset) for offset in (0, 0.2, 0.9, 1, 1.5, 0.1, 7, 7.01, 2, 0, -3)]
+    for moment in moments:
+        for symbol in ("AAPL", "KO"):
+            assert warm.quote(symbol, moment) == MarketSimulator(universe, 13).quote(symbol, moment)
+    assert warm.quote("AAPL", T0) is warm.quote("AAPL", T0 + timedelta(seconds=0.5))  # one step, one quote
+    with pytest.raises(KeyError):
+        warm.quote("NOPE", T0)
+
+
 def test_tiny_cache_gives_identical_answers(universe: Universe) -> None:
     times = instants(200, seed=11)
     roomy = MarketSimulator(universe, 5)

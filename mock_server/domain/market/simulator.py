@@ -96,6 +96,9 @@ class MarketSimulator:
         self._lock = threading.Lock()
         self._streams: dict[tuple[str, bool], _Stream] = {}
         self._micro: dict[str, hashlib._Hash] = {}
+        # The last quote of each symbol, with its step: a quote is a pure function of (symbol, step), and every
+        # order and stream tick of a step asks for the same one. One entry per symbol: bounded by the universe.
+        self._quotes: dict[str, tuple[int, Quote]] = {}
         # Two-generation cache: lookups promote from ``_old``; when ``_new`` fills it becomes ``_old``. Bounded at
         # 2 * cache_size entries without per-hit bookkeeping, and hot nodes (the top of the bridge) survive.
         self._cache_size = cache_size
@@ -134,8 +137,16 @@ class MarketSimulator:
 
     def quote(self, symbol: str, at: datetime) -> Quote:
         """Bid/ask around ``price()``: half-spread 0.5-3 bp (at least one cent wide), sizes 100-5000 in lots."""
-        instrument = self._instrument(symbol)
         index = self.step_index(at)
+        known = self._quotes.get(symbol)
+        if known is not None and known[0] == index:
+            return known[1]
+        quote = self._quote(self._instrument(symbol), index)
+        self._quotes[symbol] = (index, quote)  # one assignment: a reader sees the old pair or the new one
+        return quote
+
+    def _quote(self, instrument: Instrument, index: int) -> Quote:
+        symbol = instrument.symbol
         mid = _cents(self._raw_price(instrument, index))
         spread_u, bid_lots, ask_lots, _ = self._micro_draws(symbol, index)
         half_spread = mid * Decimal(0.5 + 2.5 * spread_u).quantize(Decimal("0.0001")) / Decimal(10_000)
