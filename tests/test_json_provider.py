@@ -30,7 +30,7 @@ class Point:
 VALUES: list[Any] = [
     {"id": "ord_1", "price": 187.25, "quantity": 3, "fills": [], "filled_at": None, "ok": True},
     {"nested": {"list": [1, 2.5, "three", None], "tuple": (1, 2)}},
-    {"text": "naïve – ünïcode ✓", "quote": 'say "hi"\n'},
+    {"text": "na\u00efve \u2013 \u00fcn\u00efcode \u2713", "quote": 'say "hi"\n'},
     {"side": Side.BUY},
     {"when": datetime(2026, 11, 25, 15, 4, 5, tzinfo=UTC), "day": date(2026, 11, 25)},
     {"money": Decimal("187.2500"), "uuid": uuid.UUID(int=7)},

@@ -126,6 +126,9 @@ class AlertWatcher:
 
     def ensure_running(self) -> None:
         """Start the background loop if it is not running (it starts with the first fill: no positions, no loop)."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():  # every fill asks: answer the common case without the lock
+            return
         with self._start_lock:
             if self._halt.is_set() or (self._thread is not None and self._thread.is_alive()):
                 return

@@ -308,7 +308,8 @@ class Dispatcher:
             if self._stopped and record.deliveries:
                 self._log.warning("webhook dispatcher is stopped: event %s (%s) will not be delivered",
                                   event.id, event.type)
-            self._cond.notify_all()
+            if record.deliveries:  # lanes wait for work; an event no endpoint wants gives them none
+                self._cond.notify_all()
             return record.view()
 
     def event(self, event_id: str) -> EventRecord:
