@@ -60,6 +60,7 @@ class OrderState:
     filled_at: datetime | None = None
     cancelled_at: datetime | None = None
     expired_at: datetime | None = None
+    _final_view: OrderView | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def remaining(self) -> int:
@@ -107,8 +108,12 @@ class OrderState:
             self.reject_reason = reason
 
     def view(self) -> OrderView:
+        """A snapshot. A final order never changes again, so its snapshot is taken once: a fill's webhook event and
+        the answer to the POST share it, and every later read of the order reuses it."""
+        if self._final_view is not None:
+            return self._final_view
         average = four_places(self.filled_value / self.filled_quantity) if self.filled_quantity else None
-        return OrderView(
+        view = OrderView(
             id=self.id,
             client_order_id=self.client_order_id,
             symbol=self.symbol,
@@ -131,6 +136,9 @@ class OrderState:
             cancelled_at=self.cancelled_at,
             expired_at=self.expired_at,
         )
+        if self.status.is_final:
+            self._final_view = view
+        return view
 
 
 @dataclass(slots=True)
