@@ -11,6 +11,7 @@ from mock_server.spec.document import SpecDocument
 from mock_server.spec.responses import ResponseChecker
 from mock_server.web import account, ai, auth, batch, control, dashboard, market, orders, stream, webhooks
 from mock_server.web.errors import install_error_handlers
+from mock_server.web.flask_app import EmulatorFlask
 from mock_server.web.json_provider import FastJSONProvider
 from mock_server.web.request_log import install_request_log
 from mock_server.web.routing import Api
@@ -23,7 +24,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     config = config or Config()
     services = services or build_services(config)
     document = document or SpecDocument.load()
-    app = Flask("mock_server")
+    app = EmulatorFlask("mock_server")
     app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False,
                       SOCK_SERVER_OPTIONS=dict(stream.SERVER_OPTIONS))
     app.json = FastJSONProvider(app)
