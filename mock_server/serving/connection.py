@@ -83,6 +83,7 @@ class HttpConnection(asyncio.Protocol):
         self._unparsed = False  # parsing stopped: what follows in the stream is never read
         self._refusal: tuple[int, str] | None = None  # sent, then closed, once the requests before it are answered
         self._idle: asyncio.TimerHandle | None = None
+        self._idle_since: float | None = None  # when the wait for a complete request began; None while one is handled
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------------------
 
@@ -140,12 +141,16 @@ class HttpConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._count_head(len(url))
+        self._head_bytes += len(url)
+        if self._head_bytes > self._limits.max_head_bytes:
+            self._head_too_large()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self._current is not None
         self._current.headers.append((name, value))
-        self._count_head(len(name) + len(value))
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > self._limits.max_head_bytes:
+            self._head_too_large()
 
     def on_headers_complete(self) -> None:
         request = self._current
@@ -162,11 +167,11 @@ class HttpConnection(asyncio.Protocol):
         request.path, request.query = url.path or b"/", url.query or b""
         if parser.should_upgrade():
             return
-        declared = _content_length(request.headers)
+        declared, expects_continue = _framing(request.headers)
         if declared is not None and declared > self._limits.max_body_bytes:
             request.body_size = declared  # answered 413 from the declared size, unread
             self._finish_early(request)
-        if _expects_continue(request.headers) and request.http_version == "1.1":
+        if expects_continue and request.http_version == "1.1":
             self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
@@ -183,17 +188,13 @@ class HttpConnection(asyncio.Protocol):
         request, self._current = self._current, None
         if request is not None:
             self._ready.append(request)
-            if self._idle is not None:  # re-armed once answered
-                self._idle.cancel()
-                self._idle = None
+            self._idle_since = None  # not idle until it is answered
 
     # -- answering ----------------------------------------------------------------------------------------------
 
-    def _count_head(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > self._limits.max_head_bytes:
-            self._stop_reading(431, "Request head too large")
-            raise _Stop
+    def _head_too_large(self) -> None:
+        self._stop_reading(431, "Request head too large")
+        raise _Stop
 
     def _finish_early(self, request: ParsedRequest) -> None:
         """Answer what we have (the app refuses it) and read no further: the rest of the stream is unparsed."""
@@ -271,15 +272,24 @@ class HttpConnection(asyncio.Protocol):
             self._transport.abort()
 
     def _arm_idle(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-        self._idle = self._loop.call_later(self._limits.idle_seconds, self._idle_timeout)
+        """The next request has `idle_seconds` to arrive whole. One timer per connection, moved lazily: answering
+        a request only notes the time (a timer made and cancelled per request cost more than the rest of this
+        class's bookkeeping), and a timer that fires early waits out the remainder."""
+        self._idle_since = self._loop.time()
+        if self._idle is None:
+            self._idle = self._loop.call_at(self._idle_since + self._limits.idle_seconds, self._idle_timeout)
 
     def _idle_timeout(self) -> None:
         """No complete request for `idle_seconds` (an idle keep-alive connection, or one sending slowly): close."""
         self._idle = None
-        if not self._waiting and not self._ready:
+        since = self._idle_since
+        if since is None or self._waiting or self._ready or self._closing:
+            return  # busy: answering re-arms it
+        deadline = since + self._limits.idle_seconds
+        if self._loop.time() >= deadline:
             self.close()
+        else:
+            self._idle = self._loop.call_at(deadline, self._idle_timeout)
 
     # -- upgrade ------------------------------------------------------------------------------------------------
 
@@ -303,18 +313,20 @@ class HttpConnection(asyncio.Protocol):
         start_upgrade(self._app, request, self._server, self._peer, handed)
 
 
-def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool]:
+    """The declared Content-Length (None when absent) and whether the client expects 100 Continue, in one pass."""
+    length: int | None = None
+    expects_continue = False
     for name, value in headers:
-        if name.lower() == b"content-length":
+        lowered = name.lower()
+        if lowered == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None  # llhttp has refused a malformed one already
-    return None
-
-
-def _expects_continue(headers: list[tuple[bytes, bytes]]) -> bool:
-    return any(name.lower() == b"expect" and value.lower() == b"100-continue" for name, value in headers)
+                length = None  # llhttp has refused a malformed one already
+        elif lowered == b"expect":
+            expects_continue = value.lower() == b"100-continue"
+    return length, expects_continue
 
 
 def connection_factory(app: WsgiApp, limits: Limits, connections: set[HttpConnection]) -> Any:

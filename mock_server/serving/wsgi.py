@@ -71,15 +71,21 @@ def environ(request: ParsedRequest, server: tuple[str, int], peer: tuple[str, in
         RESPONSE_CONTROLS: controls,
     }
     for raw_name, raw_value in request.headers:
-        name = raw_name.decode("latin-1").upper().replace("-", "_")
-        if name not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            name = "HTTP_" + name
+        name = environ_key(raw_name)
         value = raw_value.decode("latin-1")
         env[name] = f"{env[name]},{value}" if name in env else value
     if request.body_size or "CONTENT_LENGTH" in env:  # a chunked body arrives without a length: give it one
         env["CONTENT_LENGTH"] = str(request.body_size)
         env.pop("HTTP_TRANSFER_ENCODING", None)
     return env
+
+
+@functools.lru_cache(maxsize=512)
+def environ_key(raw_name: bytes) -> str:
+    """`X-Request-Id` -> `HTTP_X_REQUEST_ID` (Content-Type and -Length without the prefix), per PEP 3333. Clients
+    send the same few names on every request: each is worked out once."""
+    name = raw_name.decode("latin-1").upper().replace("-", "_")
+    return name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + name
 
 
 def call(app: WsgiApp, env: dict[str, Any]) -> Answer:
