@@ -6,6 +6,7 @@ and see the whole emulator follow (Stripe's test clocks, for a market).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -122,6 +123,10 @@ def _from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+@functools.lru_cache(maxsize=1024)
 def rfc3339(moment: datetime) -> str:
-    """The one text form of an instant the API uses: UTC, milliseconds, `Z` (`2026-11-25T15:04:05.250Z`)."""
+    """The one text form of an instant the API uses: UTC, milliseconds, `Z` (`2026-11-25T15:04:05.250Z`).
+
+    Kept for recent instants: an order shows the same one up to four times (created, updated, filled, its fill),
+    and every tick of a stream step shares one; formatting costs twenty times a lookup."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
