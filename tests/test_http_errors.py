@@ -103,3 +103,19 @@ def test_request_log_is_one_line_without_secrets(trader: SpecSession, caplog: py
     method, path, status, ms, request_id = lines[0].split()
     assert (method, path, status) == ("GET", "/v1/account", "200") and ms.endswith("ms") and request_id
     assert "supersecret" not in lines[0] and "Bearer" not in lines[0]
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"quantity": 153.0, "price": 150.25}',
+    '{"symbol": "AAPL"}'.encode("utf-16"),  # json.loads detects UTF-16 and UTF-32 from the bytes
+    b'[1, -2.5e3, "\\u00e9"]',
+])
+def test_bodies_parse_as_json_loads_would_with_integral_numbers_as_integers(raw: bytes) -> None:
+    import json
+
+    from mock_server.web.routing import _JSON, _number
+
+    expected = json.loads(raw, parse_float=_number)
+    assert _JSON.decode(raw.decode(json.detect_encoding(raw), "surrogatepass")) == expected
+    if raw.startswith(b'{"quantity"'):
+        assert type(expected["quantity"]) is int and expected["quantity"] == 153

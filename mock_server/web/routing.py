@@ -155,7 +155,7 @@ def _read_body(operation: Operation) -> Any:
     if operation.body_content_type == "application/x-www-form-urlencoded":
         return request.form.to_dict()
     try:
-        return json.loads(raw, parse_constant=_reject_constant, parse_float=_number)
+        return _JSON.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))  # as json.loads decodes bytes
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(ErrorCode.MALFORMED_JSON, f"The body is not valid JSON: {exc}") from None
 
@@ -168,6 +168,10 @@ def _number(text: str) -> float | int:
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+# One decoder for every body: json.loads with options builds a new one per call (a third of the parse).
+_JSON = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_number)
 
 
 def _rate_limit(principal: Principal, cost: int, found: Services) -> None:
