@@ -73,6 +73,11 @@ class MarketStatus:
     next_close: datetime | None
 
 
+# The two modes without a calendar always answer the same (every order asks).
+_ALWAYS_OPEN = MarketStatus(is_open=True, mode=MarketMode.OPEN, next_open=None, next_close=None)
+_ALWAYS_CLOSED = MarketStatus(is_open=False, mode=MarketMode.CLOSED, next_open=None, next_close=None)
+
+
 def market_status(mode: MarketMode, at: datetime) -> MarketStatus:
     """Market state at ``at`` (timezone-aware).
 
@@ -84,9 +89,9 @@ def market_status(mode: MarketMode, at: datetime) -> MarketStatus:
     if at.tzinfo is None:
         raise ValueError("market times must be timezone-aware")
     if mode is MarketMode.OPEN:
-        return MarketStatus(is_open=True, mode=mode, next_open=None, next_close=None)
+        return _ALWAYS_OPEN
     if mode is MarketMode.CLOSED:
-        return MarketStatus(is_open=False, mode=mode, next_open=None, next_close=None)
+        return _ALWAYS_CLOSED
     local = at.astimezone(ZoneInfo(_NEW_YORK))
     today = local.date()
     open_today, close_today = _session(today)
