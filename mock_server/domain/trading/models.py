@@ -69,7 +69,7 @@ class Strategy(StrEnum):
     MANUAL = "MANUAL"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderRequest:
     """A new order as the client asked for it; ``limit_price`` is the API's ``price``."""
 
@@ -107,7 +107,7 @@ def _money(value: object) -> Decimal | None:
     return Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_EVEN)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fill:
     """One execution of (part of) an order."""
 
@@ -116,7 +116,7 @@ class Fill:
     timestamp: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderView:
     """An order as it stood when the snapshot was taken."""
 
@@ -143,7 +143,7 @@ class OrderView:
     expired_at: datetime | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PositionView:
     """A long position valued at the current bid (what selling it now would fetch)."""
 
@@ -160,7 +160,7 @@ class PositionView:
     updated_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AccountView:
     """Balances of one account; ``equity`` is cash plus positions at the bid."""
 
@@ -177,7 +177,7 @@ class AccountView:
     status: str = "ACTIVE"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PositionUpdateResult:
     """The outcome of moving a position to a target; ``order`` is None when it was already there."""
 
@@ -187,7 +187,7 @@ class PositionUpdateResult:
     order: OrderView | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClosedPosition:
     """A position's whole life, from the first buy to the sell that took it to zero.
 
@@ -205,7 +205,7 @@ class ClosedPosition:
     closed_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderFilled:
     """An order reached FILLED (its last fill happened at ``at``)."""
 
@@ -214,7 +214,7 @@ class OrderFilled:
     at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PositionClosed:
     """A position went to zero shares at ``at``."""
 

@@ -56,7 +56,7 @@ class EventStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SendResult:
     """What a transport saw: an HTTP status, or an error (timeout, refused connection) and no status."""
 
@@ -71,7 +71,7 @@ class Transport(Protocol):
     def __call__(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> SendResult: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """``schedule[i]`` is the delay before retry ``i + 1`` (so ``len(schedule) + 1`` attempts at most);
     ``jitter`` spreads each delay uniformly over ± that fraction of it."""
@@ -96,7 +96,7 @@ class RetryPolicy:
         return timedelta(seconds=max(0.0, base * (1 + self.jitter * (2 * rng.random() - 1))))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attempt:
     number: int
     at: datetime  # emulator time the attempt started; its webhook-timestamp
@@ -109,7 +109,7 @@ class Attempt:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeliveryView:
     endpoint_id: str
     url: str
@@ -119,7 +119,7 @@ class DeliveryView:
     error: str | None  # why it failed when no attempt says so (endpoint removed, retries used up)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventRecord:
     """An event with the state of its delivery to each endpoint that wanted it."""
 
@@ -128,7 +128,7 @@ class EventRecord:
     deliveries: tuple[DeliveryView, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PendingDelivery:
     """A delivery not finished when the dispatcher stopped (or dropped by a reset)."""
 
@@ -139,7 +139,7 @@ class PendingDelivery:
     attempts: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredDelivery:
     """One endpoint's delivery of an event as a state file keeps it (``url`` too, in case the endpoint is gone)."""
 
@@ -163,7 +163,7 @@ class DeliveryStore(Protocol):
     def drop_events(self, event_ids: Sequence[str] | None) -> None: ...  # None: every event
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Delivery:
     event: WebhookEvent
     endpoint: Endpoint
@@ -188,7 +188,7 @@ class _Delivery:
                               self.next_at, self.error)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Record:
     event: WebhookEvent
     sequence: int
@@ -294,13 +294,14 @@ class Dispatcher:
 
     def publish(self, event: WebhookEvent) -> EventRecord:
         """Record ``event`` and queue it for every endpoint that wants its type; returns at once."""
-        now = self._clock.now()
         with self._cond:
             self._sequence += 1
             record = _Record(event, self._sequence)
             self._records[event.id] = record
+            now: datetime | None = None  # read only when a delivery is queued: most fills have no endpoint
             for endpoint in self._endpoints.all():
                 if endpoint.wants(event.type):
+                    now = now or self._clock.now()
                     self._enqueue(record, endpoint, now)
             if self._store is not None:
                 self._store.save_event(event, record.sequence, [d.stored() for d in record.deliveries.values()])
