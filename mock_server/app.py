@@ -32,7 +32,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.extensions["tradefence"] = services
     app.extensions["tradefence.spec"] = document
 
-    api = Api(document)
+    api = Api(document, app.extensions)
     app.extensions["tradefence.api"] = api
     for module in BLUEPRINTS:
         app.register_blueprint(module.blueprint(api))

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from mock_server.domain.errors import ApiError, ErrorCode
 from mock_server.spec.responses import ResponseChecker
 from mock_server.web.errors import error_response
-from mock_server.web.routing import Api, services
+from mock_server.web.routing import Api
 
 log = logging.getLogger("tradefence.requests")
 CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -29,7 +29,7 @@ def install_request_log(app: Flask, api: Api, checker: ResponseChecker | None) -
     @app.before_request
     def _start() -> None:
         state = g._get_current_object()  # type: ignore[attr-defined]  # one context lookup, not one per field
-        found = services()
+        found = api.services()
         state.started = time.perf_counter()
         state.arrived = found.clock.now()
         incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
@@ -59,7 +59,7 @@ def install_request_log(app: Flask, api: Api, checker: ResponseChecker | None) -
         if rate is None and client is not None:
             # Refused after authentication but before the rate limit (403, 400, ...): report the client's bucket,
             # spending nothing, since every /v1 response carries X-RateLimit-*.
-            rate = services().rate_limiter.take(client, 0)
+            rate = api.services().rate_limiter.take(client, 0)
         if rate is not None:
             headers.add("X-RateLimit-Limit", str(rate.limit))
             headers.add("X-RateLimit-Remaining", str(rate.remaining))
@@ -75,7 +75,8 @@ def install_request_log(app: Flask, api: Api, checker: ResponseChecker | None) -
 
 
 def _journal(api: Api, incoming: Request, state: Any, status: int | None, elapsed_ms: float) -> None:
-    journal = services().journal
+    found = api.services()
+    journal = found.journal
     if journal.capacity == 0:
         return
     # Read from the environment, not through Werkzeug's header and query objects: this runs on every request.
@@ -88,7 +89,7 @@ def _journal(api: Api, incoming: Request, state: Any, status: int | None, elapse
             body = b""
     rule = incoming.url_rule
     journal.record(
-        request_id=state.get("request_id", ""), timestamp=state.get("arrived") or services().clock.now(),
+        request_id=state.get("request_id", ""), timestamp=state.get("arrived") or found.clock.now(),
         method=incoming.method, path=incoming.path,
         query=incoming.args.items(multi=True) if environ.get("QUERY_STRING") else (),
         headers=_headers(environ), body=body, content_type=environ.get("CONTENT_TYPE", ""), status=status,

@@ -59,8 +59,9 @@ def services() -> Services:
 class Api:
     """Binds handlers to the spec's operations; knows which operation a Flask endpoint serves."""
 
-    def __init__(self, document: SpecDocument) -> None:
+    def __init__(self, document: SpecDocument, extensions: Mapping[str, Any]) -> None:
         self.document = document
+        self._extensions = extensions  # the app's own (one Api per app): read per request, never kept
         self._validators = {op.operation_id: RequestValidator(document, op) for op in document.operations}
         self._endpoints: dict[str, Operation] = {}
         # What a fault may force on each API operation: the statuses it documents the error envelope for.
@@ -78,12 +79,13 @@ class Api:
 
         def register(handler: Handler) -> Handler:
             def view(**path: str) -> ResponseReturnValue:
-                found = services()
+                found = self.services()
                 if forcible is not None:
                     forced = faults.inject(found, operation, forcible)
                     if forced is not None:
                         return forced
-                principal = _authenticate(operation, found) if operation.secured else ANONYMOUS
+                state = g._get_current_object()  # type: ignore[attr-defined]  # one lookup for the pipeline
+                principal = _authenticate(operation, found, state) if operation.secured else ANONYMOUS
                 try:
                     inputs = validator.validate(path=path, query=request.args if takes_query else _NO_QUERY,
                                                 headers=request.headers, body=_read_body(operation))
@@ -92,7 +94,7 @@ class Api:
                         raise
                     return on_invalid(exc)
                 if operation.secured:
-                    _rate_limit(principal, cost(inputs) if cost else 1, found)
+                    _rate_limit(principal, cost(inputs) if cost else 1, found, state)
                 call = Call(inputs, principal, found)
                 key = inputs.headers.get("Idempotency-Key")
                 if idempotent and key:
@@ -105,6 +107,11 @@ class Api:
             return handler
 
         return register
+
+    def services(self) -> Services:
+        """This app's current services (a reseed swaps them), without the `current_app` lookup: every request
+        asks several times."""
+        return self._extensions["tradefence"]
 
     def operation_for(self, endpoint: str) -> Operation:
         return self._endpoints[endpoint]
@@ -119,7 +126,7 @@ class Api:
         return sorted(op.operation_id for op in self.document.operations if op.operation_id not in bound)
 
 
-def _authenticate(operation: Operation, found: Services) -> Principal:
+def _authenticate(operation: Operation, found: Services, state: Any) -> Principal:
     header = request.environ.get("HTTP_AUTHORIZATION", "")
     if not header:
         raise HttpError(ApiError(ErrorCode.INVALID_CREDENTIALS, "Missing bearer token"), {"WWW-Authenticate": REALM})
@@ -132,7 +139,7 @@ def _authenticate(operation: Operation, found: Services) -> Principal:
         description = exc.message.replace('"', "'")
         raise HttpError(exc, {"WWW-Authenticate": f'{REALM}, error="invalid_token", '
                                                   f'error_description="{description}"'}) from None
-    g.client_id = principal.client_id  # known from here on: refusals before the rate limit report its bucket too
+    state.client_id = principal.client_id  # known from here on: refusals before the rate limit report its bucket
     missing = [scope for scope in operation.scopes if scope not in principal.scopes]
     if missing:
         raise HttpError(
@@ -174,9 +181,9 @@ def _reject_constant(name: str) -> None:
 _JSON = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_number)
 
 
-def _rate_limit(principal: Principal, cost: int, found: Services) -> None:
+def _rate_limit(principal: Principal, cost: int, found: Services, state: Any) -> None:
     decision = found.rate_limiter.take(principal.client_id, cost)
-    g.rate = decision
+    state.rate = decision
     if not decision.allowed:
         raise ApiError(ErrorCode.RATE_LIMIT_EXCEEDED, f"Rate limit of {decision.limit} requests exceeded",
                        retry_after=decision.retry_after)
