@@ -295,23 +295,32 @@ class Dispatcher:
     def publish(self, event: WebhookEvent) -> EventRecord:
         """Record ``event`` and queue it for every endpoint that wants its type; returns at once."""
         with self._cond:
-            self._sequence += 1
-            record = _Record(event, self._sequence)
-            self._records[event.id] = record
-            now: datetime | None = None  # read only when a delivery is queued: most fills have no endpoint
-            for endpoint in self._endpoints.all():
-                if endpoint.wants(event.type):
-                    now = now or self._clock.now()
-                    self._enqueue(record, endpoint, now)
-            if self._store is not None:
-                self._store.save_event(event, record.sequence, [d.stored() for d in record.deliveries.values()])
-            self._trim()
-            if self._stopped and record.deliveries:
-                self._log.warning("webhook dispatcher is stopped: event %s (%s) will not be delivered",
-                                  event.id, event.type)
-            if record.deliveries:  # lanes wait for work; an event no endpoint wants gives them none
-                self._cond.notify_all()
-            return record.view()
+            return self._publish(event).view()
+
+    def publish_unread(self, event: WebhookEvent) -> None:
+        """`publish` for callers that never read the record back: every fill and alert publishes one."""
+        with self._cond:
+            self._publish(event)
+
+    def _publish(self, event: WebhookEvent) -> _Record:
+        """Caller holds ``_cond``."""
+        self._sequence += 1
+        record = _Record(event, self._sequence)
+        self._records[event.id] = record
+        now: datetime | None = None  # read only when a delivery is queued: most fills have no endpoint
+        for endpoint in self._endpoints.all():
+            if endpoint.wants(event.type):
+                now = now or self._clock.now()
+                self._enqueue(record, endpoint, now)
+        if self._store is not None:
+            self._store.save_event(event, record.sequence, [d.stored() for d in record.deliveries.values()])
+        self._trim()
+        if self._stopped and record.deliveries:
+            self._log.warning("webhook dispatcher is stopped: event %s (%s) will not be delivered",
+                              event.id, event.type)
+        if record.deliveries:  # lanes wait for work; an event no endpoint wants gives them none
+            self._cond.notify_all()
+        return record
 
     def event(self, event_id: str) -> EventRecord:
         with self._cond:

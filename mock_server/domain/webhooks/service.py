@@ -26,11 +26,11 @@ class Webhooks:
 
     def on_trading_event(self, event: TradingEvent) -> None:
         """The trading engine's listener: every fill that completes an order, every position that closes."""
-        self.dispatcher.publish(self.events.from_trading(event))
+        self.dispatcher.publish_unread(self.events.from_trading(event))
 
     def on_alert(self, account_id: str, alert: Alert, at: datetime) -> None:
         """The alert watcher's sink."""
-        self.dispatcher.publish(self.events.from_alert(account_id, alert, at))
+        self.dispatcher.publish_unread(self.events.from_alert(account_id, alert, at))
 
     def sample_data(self, event_type: EventType, symbol: str | None = None) -> dict[str, Any]:
         """The ``data`` of a made-up event of ``event_type``, in the spec's shape."""
