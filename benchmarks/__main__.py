@@ -12,6 +12,7 @@ error), 130 on Ctrl-C, and 0 otherwise, whatever the targets say.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -132,6 +133,27 @@ class Run:
                 self.results["rest"][stack] = {endpoint: {str(c): run.as_dict() for c, run in levels.items()}
                                                for endpoint, levels in figures.items() if levels}
 
+    def rest_side_by_side(self, config: Path) -> None:
+        """The emulator, Prism and the bare responder all running, measured in turns (`rest.side_by_side`): the
+        ratios the targets are judged by compare figures taken seconds apart, not minutes."""
+        figures: dict[str, dict[str, dict[int, LoadResult]]] = {}
+        try:
+            with contextlib.ExitStack() as running:
+                contenders = [rest.Contender(running.enter_context(emulator_server(config)), rest.EMULATOR,
+                                             self.args.connections, self.args.rounds)]
+                if not self.args.no_prism:
+                    contenders.append(rest.Contender(running.enter_context(prism_server()), rest.PRISM,
+                                                     self.args.reference_connections, self.args.rounds))
+                # The ceiling, not a contender: one round is enough.
+                contenders.append(rest.Contender(running.enter_context(bare_server()), rest.BARE,
+                                                 self.args.reference_connections, 1))
+                rest.side_by_side(contenders, rest.ENDPOINTS, self.args.seconds, self.args.warmup, progress,
+                                  figures)
+        finally:
+            for stack, endpoints in figures.items():
+                self.results["rest"][stack] = {endpoint: {str(c): run.as_dict() for c, run in levels.items()}
+                                               for endpoint, levels in endpoints.items() if levels}
+
     def soak(self, config: Path) -> None:
         with emulator_server(config) as server:
             self.results["soak"] = rest.soak(server, self.args.seconds, self.args.warmup, progress=progress)
@@ -199,13 +221,9 @@ class Run:
         sections = self.args.sections
         stacks = ["builtin"]
         if "rest" in sections:
-            self.section("REST: emulator (its own server)", lambda: self.rest(
-                "builtin", lambda: emulator_server(rest_config), rest.EMULATOR, self.args.connections))
-            if not self.args.no_prism:
-                self.section(f"REST: Prism {PRISM_VERSION}", lambda: self.rest(
-                    "prism", prism_server, rest.PRISM, self.args.reference_connections))
-            self.section("REST: bare responder", lambda: self.rest(
-                "bare", bare_server, rest.BARE, self.args.reference_connections))
+            who = "the emulator (its own server)" + ("" if self.args.no_prism else f", Prism {PRISM_VERSION}")
+            self.section(f"REST: {who} and the bare responder, in turns, {self.args.rounds} rounds",
+                         lambda: self.rest_side_by_side(rest_config))
             gunicorn = False
 
             def decide() -> None:
@@ -289,13 +307,15 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     return {"seconds_per_run": args.seconds, "warmup_seconds": args.warmup, "stream_seconds": args.stream_seconds,
             "stream_tick_seconds": STREAM_TICK_SECONDS, "stream_symbols": list(streaming.SYMBOLS),
             "batch_operations": f"{rest.BATCH_SIZE} x CANCEL_ORDER of unknown ids",
-            "order": rest.MARKET_ORDER, "gunicorn_threads": GUNICORN_THREADS}
+            "order": rest.MARKET_ORDER, "gunicorn_threads": GUNICORN_THREADS, "rest_rounds": args.rounds}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per REST run (default 3)")
     parser.add_argument("--warmup", type=float, default=1.0, help="discarded seconds before each run (default 1)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the emulator and Prism taken in turns; each figure is the median (default 3)")
     parser.add_argument("--stream-seconds", type=float, default=4.0, help="measured seconds per stream level")
     parser.add_argument("--stacks", choices=["auto", "builtin", "all"], default="auto",
                         help="auto: measure gunicorn gthread only if the built-in server misses a REST target")
@@ -308,6 +328,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, metavar="RESULTS",
                         help="only print the figures of an earlier run (its results.json) as Markdown tables")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     args.connections = REST_CONNECTIONS
     args.reference_connections = REFERENCE_CONNECTIONS
     args.stream_clients = STREAM_CLIENTS

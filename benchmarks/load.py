@@ -48,6 +48,7 @@ class LoadResult:
     non_2xx: int
     server_cores: float = 0.0  # CPU the server used during the run (warm-up included), in cores
     foreign_cores: float = 0.0  # CPU used by other work on the machine meanwhile: high means noisy figures
+    rounds: list[float] = field(default_factory=list)  # requests/s of every round this figure is the median of
 
     def as_dict(self) -> dict[str, object]:
         return {key: round(value, 3) if isinstance(value, float) else value for key, value in asdict(self).items()}

@@ -164,6 +164,7 @@ def render(results: dict[str, Any]) -> str:
     if stacks:
         out.append("REST: requests/s and latency p50 / p99 in ms (wrk; " + ", ".join(
             f"{stack} = {STACK_NAMES[stack]}" for stack in stacks) + ")")
+        out.append(_rounds_note(results))
         ours = [stack for stack in EMULATOR_STACKS if stack in rest]
         header = ["operation", "conns"] + [f"{s} req/s" for s in stacks] + [f"{s} p50/p99" for s in stacks]
         header += [f"{s}/{o}" for s in ours for o in ("prism", "bare") if o in rest]
@@ -231,13 +232,21 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _rounds_note(results: dict[str, Any]) -> str:
+    rounds = results.get("settings", {}).get("rest_rounds")
+    if not rounds or rounds == 1:
+        return "Every REST figure is one run."
+    return (f"builtin, prism and bare ran at once and were measured in turns; each builtin and prism figure is "
+            f"the median of {rounds} rounds (the bare responder's, one), the others' one run.")
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The figures as Markdown tables, for the README (`python -m benchmarks --markdown .bench/results.json`)."""
     out: list[str] = []
     machine = results.get("machine", {})
     out.append(f"Measured {results.get('date', '?')[:10]} on {machine.get('cpus')} cores ({machine.get('cpu_model')}), "
                f"{machine.get('memory_gib')} GiB, Python {machine.get('python')}, {machine.get('wrk')}, "
-               f"node {machine.get('node')}, Prism {machine.get('prism')}.")
+               f"node {machine.get('node')}, Prism {machine.get('prism')}. {_rounds_note(results)}")
     rest = results.get("rest", {})
     stacks = [stack for stack in REST_COLUMNS if stack in rest]
     if stacks:

@@ -105,35 +105,85 @@ def _check(server: Server, flavour: Flavour, endpoint: str, request: Request, to
                            f"{json.dumps(answer)[:300]}")
 
 
+def one_run(server: Server, flavour: Flavour, endpoint: str, connections: int, seconds: float,
+            warmup: float) -> LoadResult:
+    """One load run from a known state: the emulator is reset first (what a run leaves behind, thousands of
+    filled orders and their webhook event records, must not slow down the next), then each endpoint's answer is
+    checked once. A run with non-2xx answers or socket errors is a harness error, not a figure."""
+    if flavour.kind == "emulator":
+        status, body = call(server.port or 0, "POST", "/_mock/reset", {})
+        if status != 200:
+            raise HarnessError(f"{server.name}: POST /_mock/reset answered {status}: {body}")
+    requests = prepare(server, flavour)
+    with CpuMeter(server) as meter:
+        result = run(server.port or 0, requests[endpoint], connections, seconds, warmup)
+    result.server_cores, result.foreign_cores = meter.server_cores, meter.foreign_cores
+    if result.non_2xx or result.errors or not result.requests:
+        raise HarnessError(f"{server.name} {LABELS[endpoint]} at {connections} connections: "
+                           f"{result.requests} requests, {result.non_2xx} non-2xx, "
+                           f"{result.errors} socket errors")
+    return result
+
+
+def _report(name: str, endpoint: str, result: LoadResult, progress: object, note: str = "") -> None:
+    progress(f"  {name:<10} {LABELS[endpoint]:<24} c={result.connections:<3} "  # type: ignore[operator]
+             f"{result.rps:>9.0f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
+             f"server {result.server_cores:.2f} cores, others {result.foreign_cores:.2f}{note}")
+
+
 def measure(server: Server, flavour: Flavour, endpoints: Sequence[str], connection_counts: Sequence[int],
             seconds: float, warmup: float, progress: object = print,
             figures: dict[str, dict[int, LoadResult]] | None = None) -> dict[str, dict[int, LoadResult]]:
-    """Fills ``figures`` (endpoint -> connections -> result) as it goes, so a failure keeps what was measured.
-
-    The emulator is reset (`POST /_mock/reset`) before every run: what one run leaves behind (thousands of
-    filled orders and their webhook event records) must not slow down the next, nor depend on how fast the
-    last one was. `soak` measures that growth on its own.
-    """
+    """One server alone, each run once. Fills ``figures`` (endpoint -> connections -> result) as it goes, so a
+    failure keeps what was measured."""
     figures = {} if figures is None else figures
     for endpoint in endpoints:
         figures[endpoint] = {}
         for connections in connection_counts:
-            if flavour.kind == "emulator":
-                status, body = call(server.port or 0, "POST", "/_mock/reset", {})
-                if status != 200:
-                    raise HarnessError(f"{server.name}: POST /_mock/reset answered {status}: {body}")
-            requests = prepare(server, flavour)
-            with CpuMeter(server) as meter:
-                result = run(server.port or 0, requests[endpoint], connections, seconds, warmup)
-            result.server_cores, result.foreign_cores = meter.server_cores, meter.foreign_cores
-            if result.non_2xx or result.errors or not result.requests:
-                raise HarnessError(f"{server.name} {LABELS[endpoint]} at {connections} connections: "
-                                   f"{result.requests} requests, {result.non_2xx} non-2xx, "
-                                   f"{result.errors} socket errors")
+            result = one_run(server, flavour, endpoint, connections, seconds, warmup)
             figures[endpoint][connections] = result
-            progress(f"  {server.name:<10} {LABELS[endpoint]:<24} c={connections:<3} "  # type: ignore[operator]
-                     f"{result.rps:>9.0f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
-                     f"server {result.server_cores:.2f} cores, others {result.foreign_cores:.2f}")
+            _report(server.name, endpoint, result, progress)
+    return figures
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One server of a side-by-side comparison: the connection counts it runs at, and how many rounds."""
+
+    server: Server
+    flavour: Flavour
+    connections: Sequence[int]
+    rounds: int
+
+
+def side_by_side(contenders: Sequence[Contender], endpoints: Sequence[str], seconds: float, warmup: float,
+                 progress: object = print,
+                 figures: dict[str, dict[str, dict[int, LoadResult]]] | None = None,
+                 ) -> dict[str, dict[str, dict[int, LoadResult]]]:
+    """Every contender on the same endpoint and connection count one right after another, round after round,
+    who goes first rotating. This machine's speed drifts by up to half over minutes (and the drift does not show
+    as other processes' CPU), so figures taken minutes apart do not compare; taken seconds apart, they do. Each
+    figure is the round with the median rate, and keeps every round's rate (`rounds`).
+
+    Fills ``figures`` (server name -> endpoint -> connections -> result) as it goes."""
+    figures = {} if figures is None else figures
+    for endpoint in endpoints:
+        for connections in sorted({count for contender in contenders for count in contender.connections}):
+            present = [contender for contender in contenders if connections in contender.connections]
+            runs: dict[str, list[LoadResult]] = {contender.server.name: [] for contender in present}
+            for index in range(max(contender.rounds for contender in present)):
+                turn = index % len(present)
+                for contender in present[turn:] + present[:turn]:
+                    if index >= contender.rounds:
+                        continue
+                    result = one_run(contender.server, contender.flavour, endpoint, connections, seconds, warmup)
+                    runs[contender.server.name].append(result)
+                    _report(contender.server.name, endpoint, result, progress,
+                            f"  (round {index + 1} of {contender.rounds})")
+            for name, results in runs.items():
+                middle = sorted(results, key=lambda result: result.rps)[len(results) // 2]
+                middle.rounds = [round(result.rps, 1) for result in results]
+                figures.setdefault(name, {}).setdefault(endpoint, {})[connections] = middle
     return figures
 
 
