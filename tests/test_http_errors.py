@@ -119,3 +119,19 @@ def test_bodies_parse_as_json_loads_would_with_integral_numbers_as_integers(raw:
     assert _JSON.decode(raw.decode(json.detect_encoding(raw), "surrogatepass")) == expected
     if raw.startswith(b'{"quantity"'):
         assert type(expected["quantity"]) is int and expected["quantity"] == 153
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/json", "application/json; charset=utf-8", "Application/JSON", " application/json ",
+    "application/json;", 'application/json; profile="a;b"', "text/plain", "", "application/x-www-form-urlencoded",
+])
+def test_the_body_media_type_is_read_as_werkzeug_reads_it(content_type: str) -> None:
+    """The pipeline reads the media type straight from the environ (cheaper): it must be Werkzeug's `mimetype`."""
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from mock_server.web.routing import media_type
+
+    environ = EnvironBuilder(path="/v1/orders", method="POST", data=b"{}").get_environ()
+    environ["CONTENT_TYPE"] = content_type
+    assert media_type(environ) == Request(environ).mimetype

@@ -3,6 +3,7 @@ against the spec."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -100,9 +101,14 @@ def _journal(api: Api, incoming: Request, state: Any, status: int | None, elapse
 def _headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
     """The request's headers exactly as Werkzeug's `EnvironHeaders` lists them (`X-Request-Id`; an empty
     Content-Type left out), in one pass: the journal takes them on every request, and the class costs twice this."""
-    return [(key[5:].replace("_", "-").title(), value) if key[:5] == "HTTP_" else (_HEADER_NAMES[key], value)
-            for key, value in environ.items()
+    return [(_header_name(key), value) for key, value in environ.items()
             if (key[:5] == "HTTP_" and key not in _DUPLICATES) or (key in _HEADER_NAMES and value)]
+
+
+@functools.lru_cache(maxsize=512)
+def _header_name(key: str) -> str:
+    """`HTTP_X_REQUEST_ID` -> `X-Request-Id`; clients send the same few names on every request."""
+    return _HEADER_NAMES.get(key) or key[5:].replace("_", "-").title()
 
 
 _HEADER_NAMES = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
