@@ -24,6 +24,7 @@ UNJOURNALED = frozenset({"/_mock/journal"})  # reading the journal must not fill
 # this header), would otherwise push a client's own requests out of the journal within minutes.
 DASHBOARD = frozenset({"/_mock/", "/_mock"})  # the page, and the redirect to it
 DASHBOARD_POLL = ("X-Tradefence-Dashboard", "poll")
+_DASHBOARD_POLL_KEY = "HTTP_" + DASHBOARD_POLL[0].upper().replace("-", "_")  # the header's WSGI environ key
 
 
 def install_request_log(app: Flask, api: Api, checker: ResponseChecker | None) -> None:
@@ -119,6 +120,5 @@ def _watching(incoming: Request) -> bool:
     """The dashboard page, or one of its polls: a GET of the control plane carrying the dashboard's header."""
     if incoming.path in DASHBOARD:
         return True
-    name, value = DASHBOARD_POLL
     return (incoming.method == "GET" and incoming.path.startswith("/_mock/")
-            and incoming.environ.get("HTTP_" + name.upper().replace("-", "_")) == value)
+            and incoming.environ.get(_DASHBOARD_POLL_KEY) == DASHBOARD_POLL[1])
