@@ -98,6 +98,12 @@ def bare_server() -> Server:
 
 # -- sections -------------------------------------------------------------------------------------------------
 
+def _stored(figures: dict[str, dict[int, LoadResult]]) -> dict[str, dict[str, Any]]:
+    """One stack's REST figures as results.json keeps them: endpoint -> connections (as text) -> the run."""
+    return {endpoint: {str(c): run.as_dict() for c, run in levels.items()} for endpoint, levels in figures.items()
+            if levels}
+
+
 class Run:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -130,8 +136,7 @@ class Run:
                              progress, figures)
         finally:
             if any(figures.values()):
-                self.results["rest"][stack] = {endpoint: {str(c): run.as_dict() for c, run in levels.items()}
-                                               for endpoint, levels in figures.items() if levels}
+                self.results["rest"][stack] = _stored(figures)
 
     def rest_side_by_side(self, config: Path) -> None:
         """The emulator, Prism and the bare responder all running, measured in turns (`rest.side_by_side`): the
@@ -151,8 +156,7 @@ class Run:
                                   figures)
         finally:
             for stack, endpoints in figures.items():
-                self.results["rest"][stack] = {endpoint: {str(c): run.as_dict() for c, run in levels.items()}
-                                               for endpoint, levels in endpoints.items() if levels}
+                self.results["rest"][stack] = _stored(endpoints)
 
     def soak(self, config: Path) -> None:
         with emulator_server(config) as server:
