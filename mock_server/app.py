@@ -27,8 +27,9 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app = EmulatorFlask("mock_server")
     app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False,
                       SOCK_SERVER_OPTIONS=dict(stream.SERVER_OPTIONS))
-    app.json = FastJSONProvider(app)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    provider = FastJSONProvider(app)
+    provider.sort_keys = False  # answers keep the spec's field order
+    app.json = provider
     app.extensions["tradefence"] = services
     app.extensions["tradefence.spec"] = document
 
