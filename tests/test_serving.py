@@ -217,6 +217,76 @@ def test_an_answer_held_back_holds_up_no_other_connection() -> None:
         assert json.loads(read_response(held, bytearray())[2])["path"] == "/hold"
 
 
+class Closing:
+    """A WSGI app whose body's `close()` waits (up to RELEASE_SECONDS) for `received`, which the test sets once it
+    has the answer; `/fail` raises in `close()`, `/hold` holds its answer back."""
+
+    def __init__(self) -> None:
+        self.received = threading.Event()
+        self.closed: list[tuple[str, bool]] = []  # (path, whether the client had its answer by then)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ["PATH_INFO"]
+        if path == "/hold":
+            environ[RESPONSE_CONTROLS].delay(RELEASE_SECONDS)
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(path)))])
+        return _ClosingBody(self, path)
+
+
+class _ClosingBody:
+    def __init__(self, app: Closing, path: str) -> None:
+        self._app, self._path = app, path
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._path.encode()
+
+    def close(self) -> None:
+        if self._path == "/fail":
+            raise RuntimeError("close failed")
+        waited = self._path != "/hold" and self._app.received.wait(RELEASE_SECONDS)
+        self._app.closed.append((self._path, waited))
+        self._app.received.clear()
+
+
+def test_an_answer_goes_out_before_the_app_closes_its_body() -> None:
+    """PEP 3333's close() is where an app finishes up (the emulator's journal): the client must not wait for it.
+    Were close() called first, it would wait in vain for the client to have its answer."""
+    app = Closing()
+    with running(app) as server, connect(server) as sock:
+        buffer = bytearray()
+        for path in ("/first", "/second"):
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert read_response(sock, buffer)[2] == path.encode()
+            app.received.set()
+        sock.sendall(b"GET /third HTTP/1.1\r\nHost: x\r\n\r\n")  # answered after /second's close() only
+        assert read_response(sock, buffer)[2] == b"/third"
+        assert app.closed == [("/first", True), ("/second", True)]
+        app.received.set()  # /third's close() need not wait for the shutdown
+
+
+def test_a_body_whose_close_fails_is_logged_and_the_connection_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    app = Closing()
+    with caplog.at_level(logging.ERROR), running(app) as server, connect(server) as sock:
+        buffer = bytearray()
+        sock.sendall(b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock, buffer)[2] == b"/fail"
+        app.received.set()
+        sock.sendall(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock, buffer)[2] == b"/after"
+    assert "the app failed closing its answer to GET /fail" in caplog.text
+
+
+def test_an_answer_held_back_is_closed_at_once() -> None:
+    """The app's bookkeeping (the journal) does not wait for a latency fault's delay to pass."""
+    app = Closing()
+    with running(app) as server, connect(server) as sock:
+        sock.sendall(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):  # the answer is held back...
+            sock.recv(1)
+        assert app.closed == [("/hold", False)]  # ...and its body closed already
+
+
 @pytest.mark.parametrize("path", ["/drop", "/drop-later"])
 def test_a_dropped_answer_closes_the_connection_without_a_byte(path: str) -> None:
     with running(Echo()) as server, connect(server) as sock:

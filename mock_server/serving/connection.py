@@ -221,17 +221,19 @@ class HttpConnection(asyncio.Protocol):
                 log.exception("the app failed on %s %s", request.method, request.path.decode("latin-1"))
                 answer = Answer("500 Internal Server Error", [("Content-Type", "text/plain")], b"Internal error\n")
                 request.keep_alive = False
-            if controls.delay_seconds:
+            if controls.delay_seconds or controls.dropped:
+                _close(request, answer)  # the app's bookkeeping now, whatever becomes of the answer
+                if not controls.delay_seconds:
+                    self._abort()
+                    return
                 self._waiting = True
                 if controls.dropped:
                     self._loop.call_later(controls.delay_seconds, self._abort)
                 else:
                     self._loop.call_later(controls.delay_seconds, self._send_held, request, answer)
                 return
-            if controls.dropped:
-                self._abort()
-                return
             self._send(request, answer)
+            _close(request, answer)  # after the write: the client has its answer while the app finishes up
         if self._refusal is not None and not self._ready and not self._waiting and not self._closing:
             self._refuse(*self._refusal)
             return
@@ -311,6 +313,14 @@ class HttpConnection(asyncio.Protocol):
         transport.abort()
         handed.setblocking(True)
         start_upgrade(self._app, request, self._server, self._peer, handed)
+
+
+def _close(request: ParsedRequest, answer: Answer) -> None:
+    """The body's `close()`. A failure there comes after the answer (if any) went out: log it, keep serving."""
+    try:
+        answer.close()
+    except Exception:
+        log.exception("the app failed closing its answer to %s %s", request.method, request.path.decode("latin-1"))
 
 
 def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool]:

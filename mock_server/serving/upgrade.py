@@ -49,8 +49,11 @@ def _serve(app: WsgiApp, request: ParsedRequest, server: tuple[str, int], peer: 
     env["werkzeug.socket"] = sock
     try:
         answer = wsgi.call(app, env)
-        sock.sendall(wsgi.head(answer, method=request.method, keep_alive=False)
-                     + (answer.body if request.method != "HEAD" else b""))
+        try:
+            sock.sendall(wsgi.head(answer, method=request.method, keep_alive=False)
+                         + (answer.body if request.method != "HEAD" else b""))
+        finally:
+            answer.close()
     except (ConnectionError, OSError):
         pass  # a websocket session's normal end, or a client gone
     except Exception:

@@ -1,7 +1,9 @@
 """WSGI (PEP 3333) for the server: one parsed request as an environment, and the app's answer collected whole.
 
 Every answer of the emulator is small JSON or a small page, so it is collected into one bytes object and sent
-with a Content-Length: one write per response, and keep-alive always possible.
+with a Content-Length: one write per response, and keep-alive always possible. The body's `close()` runs once
+the answer is out (`Answer.close`), as under Werkzeug's and gunicorn's servers: what an app does there (the
+emulator's request log and journal) then no longer delays the client.
 """
 
 from __future__ import annotations
@@ -42,10 +44,17 @@ class Answer:
     status: str
     headers: list[tuple[str, str]]
     body: bytes
+    closer: Callable[[], None] | None = None  # the body's close(), not yet called
 
     @property
     def status_code(self) -> int:
         return int(self.status[:3])
+
+    def close(self) -> None:
+        """Call the app's `close()` once (PEP 3333 requires it); the server does so after sending the answer."""
+        closer, self.closer = self.closer, None
+        if closer is not None:
+            closer()
 
 
 def environ(request: ParsedRequest, server: tuple[str, int], peer: tuple[str, int],
@@ -89,7 +98,8 @@ def environ_key(raw_name: bytes) -> str:
 
 
 def call(app: WsgiApp, env: dict[str, Any]) -> Answer:
-    """Run the app to the end of its body. Exceptions are the caller's: a websocket session ends in one."""
+    """Run the app to the end of its body; the caller sends the answer, then calls `Answer.close`. Exceptions are
+    the caller's (the body closed first): a websocket session ends in one."""
     started: list[Any] = []
     written: list[bytes] = []
 
@@ -100,15 +110,16 @@ def call(app: WsgiApp, env: dict[str, Any]) -> Answer:
         return written.append
 
     result = app(env, start_response)
+    answer = Answer("", [], b"", getattr(result, "close", None))
     try:
         written.extend(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    if not started:
-        raise RuntimeError("the WSGI app returned without calling start_response")
-    return Answer(started[0], started[1], b"".join(written))
+        if not started:
+            raise RuntimeError("the WSGI app returned without calling start_response")
+    except BaseException:
+        answer.close()
+        raise
+    answer.status, answer.headers, answer.body = started[0], started[1], b"".join(written)
+    return answer
 
 
 def head(answer: Answer, *, method: str, keep_alive: bool, now: Callable[[], float] = time.time) -> bytes:

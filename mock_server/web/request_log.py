@@ -67,13 +67,22 @@ def install_request_log(app: Flask, api: Api, checker: ResponseChecker | None) -
             headers.add("X-RateLimit-Remaining", str(rate.remaining))
             headers.add("X-RateLimit-Reset", str(rate.reset_seconds))
         elapsed = (time.perf_counter() - state.get("started", time.perf_counter())) * 1000
-        path = incoming.path
-        # The path only: query strings can carry secrets (the stream's access_token).
-        log.info("%s %s %s %.1fms %s", incoming.method, path, "dropped" if dropped else response.status_code,
-                 elapsed, request_id)
-        if path not in UNJOURNALED and not _watching(incoming):
-            _journal(api, incoming, state, None if dropped else response.status_code, elapsed)
+        # Logged and journaled when the server closes the answer, which the emulator's own server does once the
+        # answer is out (WSGI servers call close() after the body): the client is not kept waiting for it. The
+        # server handles the connection's next request only after this ran, so a client that reads the journal
+        # right after an answer finds that request in it.
+        response.call_on_close(functools.partial(_record, api, incoming, state,
+                                                 None if dropped else response.status_code, elapsed))
         return response
+
+
+def _record(api: Api, incoming: Request, state: Any, status: int | None, elapsed_ms: float) -> None:
+    path = incoming.path
+    # The path only: query strings can carry secrets (the stream's access_token).
+    log.info("%s %s %s %.1fms %s", incoming.method, path, "dropped" if status is None else status, elapsed_ms,
+             state.get("request_id", ""))
+    if path not in UNJOURNALED and not _watching(incoming):
+        _journal(api, incoming, state, status, elapsed_ms)
 
 
 def _journal(api: Api, incoming: Request, state: Any, status: int | None, elapsed_ms: float) -> None:
