@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except StateError as exc:
         print(f"tradefence-mock: state error: {exc}", file=sys.stderr)
         return 2
-    server = make_server(config.host, config.port, app)
-    heap.collect_incrementally()  # full collections under load walk only what is new: short pauses, flat
+    # Full collections under load walk only what is new (short pauses, flat), and run between answers.
+    server = make_server(config.host, config.port, app, after_answer=heap.collect_if_due)
+    heap.collect_incrementally()
     try:  # from here on Ctrl-C is a clean stop, even before the server loop has started
         print(f"Tradefence Sandbox on http://{config.host}:{server.server_port} (seed {config.seed})", flush=True)
         announce_webhooks(config)

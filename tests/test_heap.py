@@ -20,13 +20,45 @@ def test_a_full_collection_freezes_its_survivors_so_the_next_walks_only_what_is_
         from mock_server import heap
         heap.collect_incrementally()
         heap.collect_incrementally()  # twice: still one callback
-        assert gc.get_threshold() == heap.THRESHOLDS
+        assert gc.get_threshold() == heap.AUTOMATIC_THRESHOLDS
         assert gc.callbacks.count(heap._freeze_after_full_collection) == 1
         kept = [[i] for i in range(50_000)]  # long-lived, tracked objects
         gc.collect(2)
         walked = {id(item) for item in gc.get_objects()}  # every object the collector still walks
         assert not any(id(item) in walked for item in kept)
         assert len(gc.get_objects(generation=2)) < 1_000  # what the next full collection walks
+        print("ok")
+    """)
+    assert out == "ok"
+
+
+def test_between_answers_the_collection_cpython_would_have_run_by_now_runs() -> None:
+    """`collect_if_due` picks the generation CPython's automatic collection picks at `THRESHOLDS` (the oldest whose
+    count is over its threshold); below generation 0's threshold it collects nothing."""
+    out = run_python("""
+        import gc
+        from mock_server import heap
+        heap.collect_incrementally()
+        ran = []
+        gc.callbacks.append(lambda phase, info: phase == "start" and ran.append(info["generation"]))
+        gc.collect(2); ran.clear()
+        kept = []
+        def allocate(count):  # tracked objects that stay: generation 0's count grows by `count`
+            kept.extend([] for _ in range(count))
+        allocate(heap.THRESHOLDS[0] // 2)
+        heap.collect_if_due()
+        assert ran == [], ran  # not due: automatic collection would not have run either
+        assert heap.THRESHOLDS[0] * 2 < heap.AUTOMATIC_THRESHOLDS[0]  # and it did not run on its own meanwhile
+        for _ in range(heap.THRESHOLDS[1] + 2):
+            allocate(heap.THRESHOLDS[0] + 1)
+            heap.collect_if_due()
+        assert ran == [0] * (heap.THRESHOLDS[1] + 1) + [1], ran  # generation 1 once its count is over 10
+        ran.clear()
+        while 2 not in ran:
+            allocate(heap.THRESHOLDS[0] + 1)
+            heap.collect_if_due()
+        # After a second generation-1 collection (the first was above) the next one due is full.
+        assert ran == [0] * (heap.THRESHOLDS[1] + 1) + [1, 2], ran
         print("ok")
     """)
     assert out == "ok"

@@ -53,8 +53,8 @@ class Echo:
 
 
 @contextlib.contextmanager
-def running(app: Any, limits: Limits | None = None) -> Iterator[Server]:
-    server = Server("127.0.0.1", 0, app, limits or Limits(max_body_bytes=64))
+def running(app: Any, limits: Limits | None = None, **options: Any) -> Iterator[Server]:
+    server = Server("127.0.0.1", 0, app, limits or Limits(max_body_bytes=64), **options)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -274,6 +274,22 @@ def test_a_body_whose_close_fails_is_logged_and_the_connection_goes_on(caplog: p
         sock.sendall(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(sock, buffer)[2] == b"/after"
     assert "the app failed closing its answer to GET /fail" in caplog.text
+
+
+def test_work_after_each_answer_runs_once_the_answer_is_out_and_closed() -> None:
+    """`after_answer` (where the CLI collects garbage) runs once per answer, after the client has it."""
+    app = Closing()
+    ran: list[list[tuple[str, bool]]] = []
+    with running(app, after_answer=lambda: ran.append(list(app.closed))) as server, connect(server) as sock:
+        buffer = bytearray()
+        for path in ("/one", "/two"):
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert read_response(sock, buffer)[2] == path.encode()
+            app.received.set()
+        sock.sendall(b"GET /three HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_response(sock, buffer)
+        app.received.set()
+        assert ran[:2] == [[("/one", True)], [("/one", True), ("/two", True)]]
 
 
 def test_an_answer_held_back_is_closed_at_once() -> None:

@@ -19,6 +19,7 @@ import collections
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -64,8 +65,10 @@ class _Controls:
 
 
 class HttpConnection(asyncio.Protocol):
-    def __init__(self, app: WsgiApp, limits: Limits, connections: set[HttpConnection]) -> None:
+    def __init__(self, app: WsgiApp, limits: Limits, connections: set[HttpConnection],
+                 after_answer: Callable[[], None] | None = None) -> None:
         self._app = app
+        self._after_answer = after_answer  # run after each answer has gone out (the CLI's collector policy)
         self._limits = limits
         self._connections = connections
         self._loop = asyncio.get_running_loop()
@@ -234,6 +237,8 @@ class HttpConnection(asyncio.Protocol):
                 return
             self._send(request, answer)
             _close(request, answer)  # after the write: the client has its answer while the app finishes up
+            if self._after_answer is not None:
+                self._after_answer()
         if self._refusal is not None and not self._ready and not self._waiting and not self._closing:
             self._refuse(*self._refusal)
             return
@@ -339,5 +344,6 @@ def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool]:
     return length, expects_continue
 
 
-def connection_factory(app: WsgiApp, limits: Limits, connections: set[HttpConnection]) -> Any:
-    return lambda: HttpConnection(app, limits, connections)
+def connection_factory(app: WsgiApp, limits: Limits, connections: set[HttpConnection],
+                       after_answer: Callable[[], None] | None = None) -> Any:
+    return lambda: HttpConnection(app, limits, connections, after_answer)

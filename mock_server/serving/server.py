@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from mock_server.serving.connection import DEFAULT_MAX_BODY_BYTES, HttpConnection, Limits, connection_factory
@@ -26,13 +26,17 @@ _BACKLOG = 1024  # a burst of connections (a load test's 64 at once) waits in th
 
 class Server:
     """Bound at construction (a busy port fails here, and `server_port` is known at once); `serve_forever` runs the
-    loop in the calling thread until `shutdown` (from any thread) or Ctrl-C."""
+    loop in the calling thread until `shutdown` (from any thread) or Ctrl-C. `after_answer` runs on the loop after
+    each answer has been written and its body closed: work that should not delay a client (the CLI collects
+    garbage there)."""
 
-    def __init__(self, host: str, port: int, app: WsgiApp, limits: Limits | None = None) -> None:
+    def __init__(self, host: str, port: int, app: WsgiApp, limits: Limits | None = None, *,
+                 after_answer: Callable[[], None] | None = None) -> None:
         self.socket = socket.create_server((host, port), backlog=_BACKLOG)
         self.server_port: int = self.socket.getsockname()[1]
         self._app = app
         self._limits = limits or Limits()
+        self._after_answer = after_answer
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._lock = threading.Lock()
@@ -70,19 +74,20 @@ class Server:
             if self._stop_requested:
                 return
             self._loop, self._stop = asyncio.get_running_loop(), stop
-        factory = connection_factory(self._app, self._limits, self._connections)
+        factory = connection_factory(self._app, self._limits, self._connections, self._after_answer)
         listener = await asyncio.get_running_loop().create_server(factory, sock=self.socket, backlog=_BACKLOG)
         async with listener:
             await stop.wait()
 
 
-def make_server(host: str, port: int, app: WsgiApp, limits: Limits | None = None) -> Server:
+def make_server(host: str, port: int, app: WsgiApp, limits: Limits | None = None, *,
+                after_answer: Callable[[], None] | None = None) -> Server:
     """Without `limits`, a Flask app's MAX_CONTENT_LENGTH caps the bodies the server buffers: the app must see
     every body it would accept, and refuses the larger ones from their size alone."""
     if limits is None:
         config = getattr(app, "config", {})
         limits = Limits(max_body_bytes=config.get("MAX_CONTENT_LENGTH") or DEFAULT_MAX_BODY_BYTES)
-    return Server(host, port, app, limits)
+    return Server(host, port, app, limits, after_answer=after_answer)
 
 
 @contextmanager
