@@ -1,5 +1,5 @@
 """Request ids, one log line per request, the request journal, and (in development) a check of every response
-against the spec."""
+against the spec; and the hold on work that waits for the answer to be out (`domain/deferral.py`)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def install_request_log(app: Flask, api: Api, checker: ResponseChecker | None) -
         state.arrived = found.clock.now()
         incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
         state.request_id = incoming if CLIENT_REQUEST_ID.match(incoming) else found.request_ids.token("req", 16)
+        state.release = found.deferral.hold()  # released with the journal entry, once the answer is out
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -67,16 +68,19 @@ def install_request_log(app: Flask, api: Api, checker: ResponseChecker | None) -
             headers.add("X-RateLimit-Remaining", str(rate.remaining))
             headers.add("X-RateLimit-Reset", str(rate.reset_seconds))
         elapsed = (time.perf_counter() - state.get("started", time.perf_counter())) * 1000
-        # Logged and journaled when the server closes the answer, which the emulator's own server does once the
-        # answer is out (WSGI servers call close() after the body): the client is not kept waiting for it. The
-        # server handles the connection's next request only after this ran, so a client that reads the journal
-        # right after an answer finds that request in it.
+        # Logged and journaled (and the held work released) when the server closes the answer, which the
+        # emulator's own server does once the answer is out (WSGI servers call close() after the body): the client
+        # is not kept waiting for it. The server handles the next request only after this ran, so a client that
+        # reads the journal or the webhook events right after an answer finds what that request did.
         response.call_on_close(functools.partial(_record, api, incoming, state,
                                                  None if dropped else response.status_code, elapsed))
         return response
 
 
 def _record(api: Api, incoming: Request, state: Any, status: int | None, elapsed_ms: float) -> None:
+    release = state.get("release")
+    if release is not None:
+        release()
     path = incoming.path
     # The path only: query strings can carry secrets (the stream's access_token).
     log.info("%s %s %s %.1fms %s", incoming.method, path, "dropped" if status is None else status, elapsed_ms,
