@@ -26,34 +26,26 @@ class Deferral:
         self._local = threading.local()
 
     def run(self, work: Work) -> None:
-        """Now, or at the release of this thread's hold."""
+        """Now, or at the `release` of this thread's hold."""
         held: list[Work] | None = getattr(self._local, "held", None)
         if held is None:
             work()
         else:
             held.append(work)
 
-    def hold(self) -> Work:
-        """Hold this thread's work until the returned release is called (once; later calls do nothing). Work still
-        held from an earlier hold that was never released runs first."""
-        if not self._enabled:
-            return _nothing
-        self._release_stale()
-        held: list[Work] = []
-        self._local.held = held
+    def hold(self) -> None:
+        """Hold this thread's work until `release`. Work still held from a hold never released runs first."""
+        if self._enabled:
+            self.release()
+            self._local.held = []
 
-        def release() -> None:
-            if getattr(self._local, "held", None) is held:
-                self._local.held = None
-            _run_all(held)
-
-        return release
-
-    def _release_stale(self) -> None:
-        stale: list[Work] | None = getattr(self._local, "held", None)
-        self._local.held = None
-        if stale:
-            _run_all(stale)
+    def release(self) -> None:
+        """Run what this thread's hold kept, and hold no more. Without a hold, nothing happens."""
+        held: list[Work] | None = getattr(self._local, "held", None)
+        if held is not None:
+            self._local.held = None
+            if held:
+                _run_all(held)
 
 
 def _run_all(held: list[Work]) -> None:
@@ -65,7 +57,3 @@ def _run_all(held: list[Work]) -> None:
         except Exception:
             log.exception("deferred work failed: %r", work)
     held.clear()
-
-
-def _nothing() -> None:
-    return None

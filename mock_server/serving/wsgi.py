@@ -110,16 +110,16 @@ def call(app: WsgiApp, env: dict[str, Any]) -> Answer:
         return written.append
 
     result = app(env, start_response)
-    answer = Answer("", [], b"", getattr(result, "close", None))
+    close = getattr(result, "close", None)
     try:
         written.extend(result)
         if not started:
             raise RuntimeError("the WSGI app returned without calling start_response")
     except BaseException:
-        answer.close()
+        if close is not None:
+            close()
         raise
-    answer.status, answer.headers, answer.body = started[0], started[1], b"".join(written)
-    return answer
+    return Answer(started[0], started[1], b"".join(written), close)
 
 
 def head(answer: Answer, *, method: str, keep_alive: bool, now: Callable[[], float] = time.time) -> bytes:

@@ -36,7 +36,8 @@ def install_request_log(app: Flask, api: Api, checker: ResponseChecker | None) -
         state.arrived = found.clock.now()
         incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
         state.request_id = incoming if CLIENT_REQUEST_ID.match(incoming) else found.request_ids.token("req", 16)
-        state.release = found.deferral.hold()  # released with the journal entry, once the answer is out
+        state.deferral = found.deferral  # held now, released with the journal entry once the answer is out
+        found.deferral.hold()
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -78,9 +79,9 @@ def install_request_log(app: Flask, api: Api, checker: ResponseChecker | None) -
 
 
 def _record(api: Api, incoming: Request, state: Any, status: int | None, elapsed_ms: float) -> None:
-    release = state.get("release")
-    if release is not None:
-        release()
+    deferral = state.get("deferral")
+    if deferral is not None:
+        deferral.release()
     path = incoming.path
     # The path only: query strings can carry secrets (the stream's access_token).
     log.info("%s %s %s %.1fms %s", incoming.method, path, "dropped" if status is None else status, elapsed_ms,
