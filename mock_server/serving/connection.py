@@ -224,16 +224,17 @@ class HttpConnection(asyncio.Protocol):
                 log.exception("the app failed on %s %s", request.method, request.path.decode("latin-1"))
                 answer = Answer("500 Internal Server Error", [("Content-Type", "text/plain")], b"Internal error\n")
                 request.keep_alive = False
-            if controls.delay_seconds or controls.dropped:
-                _close(request, answer)  # the app's bookkeeping now, whatever becomes of the answer
-                if not controls.delay_seconds:
-                    self._abort()
-                    return
+            if controls.delay_seconds:
+                _close(request, answer)  # the app's bookkeeping now: only the answer waits
                 self._waiting = True
                 if controls.dropped:
                     self._loop.call_later(controls.delay_seconds, self._abort)
                 else:
                     self._loop.call_later(controls.delay_seconds, self._send_held, request, answer)
+                return
+            if controls.dropped:
+                _close(request, answer)
+                self._abort()
                 return
             self._send(request, answer)
             _close(request, answer)  # after the write: the client has its answer while the app finishes up
