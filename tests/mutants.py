@@ -191,8 +191,8 @@ def _malformed_tick(_: Flask) -> None:
     """Quotes lose their sequence number and carry the bid as text."""
     original = stream_web.render
 
-    def render(item: Any) -> str:
-        body = json.loads(original(item))
+    def render(item: Any, texts: Any) -> str:
+        body = json.loads(original(item, texts))
         if body["type"] == "quote":
             body.pop("seq")
             body["bid"] = str(body["bid"])
@@ -205,8 +205,8 @@ def _stream_wrong_symbol_code(_: Flask) -> None:
     """Unknown symbols on the stream reported as a generic invalid message (4000) instead of 1004."""
     original = stream_web.render
 
-    def render(item: Any) -> str:
-        body = json.loads(original(item))
+    def render(item: Any, texts: Any) -> str:
+        body = json.loads(original(item, texts))
         if body["type"] == "error" and body["code"] == 1004:
             body["code"] = 4000
         return json.dumps(body)
