@@ -7,12 +7,13 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mock_server import heap
-from mock_server.app import create_app
-from mock_server.config import Config, ConfigError, load_config
-from mock_server.domain.persistence import StateError, StateStore
-from mock_server.serving import make_server
+
+if TYPE_CHECKING:
+    from mock_server.config import Config
+    from mock_server.domain.persistence import StateStore
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,6 +38,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # The emulator's modules load here, not at the top: with the collector paused first (see heap.pause).
+    heap.pause()
+    from mock_server.app import create_app
+    from mock_server.config import ConfigError, load_config
+    from mock_server.domain.persistence import StateError
+    from mock_server.serving import make_server
+
     try:
         config = load_config(args.config, os.environ, host=args.host, port=args.port, seed=args.seed,
                              market_mode=args.market_mode, webhook_url=args.webhook_url,

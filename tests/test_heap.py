@@ -32,6 +32,28 @@ def test_a_full_collection_freezes_its_survivors_so_the_next_walks_only_what_is_
     assert out == "ok"
 
 
+def test_start_up_runs_no_collection_and_the_collector_is_back_on_after_it() -> None:
+    """What the CLI does: `pause` before the modules load, `collect_incrementally` once the server is built."""
+    out = run_python("""
+        import gc
+        from mock_server import heap
+        ran = []
+        gc.callbacks.append(lambda phase, info: phase == "start" and ran.append(info["generation"]))
+        heap.pause()
+        built = [[i] for i in range(heap.AUTOMATIC_THRESHOLDS[0] * 3)]  # what start-up builds, and more
+        assert ran == [] and not gc.isenabled()
+        heap.collect_incrementally()
+        assert gc.isenabled() and gc.get_threshold() == heap.AUTOMATIC_THRESHOLDS
+        walked = {id(item) for item in gc.get_objects()}
+        assert not any(id(item) in walked for item in built)  # frozen, without a full pass
+        assert ran == []
+        more = [[i] for i in range(heap.AUTOMATIC_THRESHOLDS[0] * 3)]
+        assert ran, "automatic collection did not come back on"
+        print("ok")
+    """)
+    assert out == "ok"
+
+
 def test_between_answers_the_collection_cpython_would_have_run_by_now_runs() -> None:
     """`collect_if_due` picks the generation CPython's automatic collection picks at `THRESHOLDS` (the oldest whose
     count is over its threshold); below generation 0's threshold it collects nothing."""
