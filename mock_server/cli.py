@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     # Full collections under load walk only what is new (short pauses, flat), and run between answers.
     server = make_server(config.host, config.port, app, after_answer=heap.collect_if_due)
     heap.collect_incrementally()
-    try:  # from here on Ctrl-C is a clean stop, even before the server loop has started
+    stop_on_signals()
+    try:  # from here on Ctrl-C or SIGTERM is a clean stop, even before the server loop has started
         print(f"Tradefence Sandbox on http://{config.host}:{server.server_port} (seed {config.seed})", flush=True)
         announce_webhooks(config)
         announce_state(app.extensions["tradefence"].store)
@@ -72,6 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         server.server_close()
         app.extensions["tradefence"].close()  # finishes or logs (with ids) pending webhook deliveries
     return 0
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM (`kill`, `docker stop`, a CI job's teardown) both end in a clean stop: pending
+    webhook deliveries finished or logged, websockets closed with 1001. SIGINT is set, not inherited: a shell
+    starts a background job (`make mock-up &`) with it ignored, and Python leaves an ignored SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop)
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def announce_webhooks(config: Config) -> None:

@@ -86,7 +86,13 @@ def test_the_cli_prints_the_secret_it_made_and_stops_cleanly() -> None:
                                     "(made from the seed)")
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=15) == 0
+        try:
+            stopped = process.wait(timeout=15)
+        finally:
+            if process.poll() is None:  # never left running, even when the clean stop failed
+                process.kill()
+                process.wait()
+    assert stopped == 0
 
 
 def test_the_cli_refuses_a_bad_webhook_url_naming_it() -> None:

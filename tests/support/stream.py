@@ -86,15 +86,18 @@ class StreamClient:
         raise AssertionError(f"no matching message within {timeout} s")
 
     def expect_close(self, timeout: float = 5.0) -> tuple[int, str]:
-        """Read (checking any messages) until the server's close frame; its code and reason."""
-        self.ws.settimeout(timeout)
-        while True:
+        """Read (checking any messages) until the server's close frame; its code and reason. Fails after `timeout`
+        seconds in all, also while ticks keep coming."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.ws.settimeout(left)
             opcode, frame = self.ws.recv_data_frame(control_frame=True)
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 code = struct.unpack("!H", frame.data[:2])[0] if len(frame.data) >= 2 else 1005
                 return code, frame.data[2:].decode()
             if opcode == websocket.ABNF.OPCODE_TEXT:
                 self.check(json.loads(frame.data))
+        raise AssertionError(f"no close frame within {timeout} s")
 
     def close(self) -> None:
         self.ws.close()
