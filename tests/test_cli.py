@@ -2,46 +2,23 @@
 
 from __future__ import annotations
 
-import re
-import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
 from mock_server.config import ConfigError, load_config
-
-
-@contextmanager
-def serving(*args: str, sigint_ignored: bool = False) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """The console script on a free port; killed on the way out if a test left it running. `sigint_ignored` starts
-    it as a shell starts a background job (`make mock-up &`): with SIGINT ignored, which the process inherits."""
-    argv = [sys.executable, "-m", "mock_server", "--port", "0", "--quiet", *args]
-    if sigint_ignored:
-        argv = ["sh", "-c", f"trap '' INT; exec {shlex.join(argv)}"]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        assert match, line + (process.stderr.read() if process.poll() is not None else "")
-        yield process, f"http://127.0.0.1:{match.group(1)}"
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+from tests.support.console import console_script
 
 
 @pytest.mark.parametrize(("stop", "sigint_ignored"), [(signal.SIGINT, False), (signal.SIGINT, True),
                                                      (signal.SIGTERM, False)], ids=["sigint", "sigint-in-background",
                                                                                     "sigterm"])
 def test_serves_and_stops_cleanly_on_a_signal(stop: signal.Signals, sigint_ignored: bool) -> None:
-    with serving("--seed", "5", sigint_ignored=sigint_ignored) as (process, url):
+    with console_script("--seed", "5", sigint_ignored=sigint_ignored) as (process, url):
         token = requests.post(f"{url}/_mock/tokens", json={"subject": "cli"}, timeout=5).json()["access_token"]
         response = requests.get(f"{url}/v1/account", headers={"Authorization": f"Bearer {token}"}, timeout=5)
         assert response.status_code == 200
@@ -79,7 +56,7 @@ def test_unknown_config_key_is_refused(tmp_path: Path) -> None:
 def test_configured_accounts_exist_from_the_start_and_come_back_after_reset(tmp_path: Path) -> None:
     config = tmp_path / "tradefence.toml"
     config.write_text('[[accounts]]\nsubject = "alice"\ncash = 2500.5\n')
-    with serving("--config", str(config)) as (process, url):
+    with console_script("--config", str(config)) as (process, url):
         listed = requests.get(f"{url}/_mock/accounts", timeout=5).json()
         rows = listed["data"] if isinstance(listed, dict) else listed
         alice = next(a for a in rows if a["id"] == "acc_alice")

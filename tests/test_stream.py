@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
-import subprocess
-import sys
 from datetime import datetime
 
 import pytest
@@ -18,6 +15,7 @@ from mock_server.domain.market.simulator import MarketSimulator
 from mock_server.spec.document import SpecDocument
 from mock_server.web.render import timestamp
 from tests.conftest import mint
+from tests.support.console import console_script
 from tests.support.live import SpecSession
 from tests.support.stream import RawClient, StreamClient, running, wait_for
 
@@ -212,23 +210,13 @@ def test_plain_http_to_the_stream_gets_the_error_envelope(http: SpecSession) -> 
 
 
 def test_the_console_script_serves_the_stream_and_closes_it_on_ctrl_c() -> None:
-    process = subprocess.Popen([sys.executable, "-m", "mock_server", "--port", "0", "--quiet"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:\d+", line)
-        assert match, line
-        client = StreamClient(match.group(0), SpecDocument.load())
+    with console_script() as (process, url):
+        client = StreamClient(url, SpecDocument.load())
         client.subscribe("AAPL")
         assert client.recv()["type"] == "subscription"
         process.send_signal(signal.SIGINT)
         assert client.expect_close()[0] == 1001
         assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 @pytest.mark.parametrize("key", ["tick_seconds", "heartbeat_seconds", "stream_queue_size", "stream_auth_timeout"])

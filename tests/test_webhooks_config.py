@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mock_server.config import Config, ConfigError, WebhookConfig, load_config
+from tests.support.console import console_script
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -71,28 +72,15 @@ def test_a_bad_environment_value_names_the_variable_and_never_echoes_a_secret() 
 
 
 def test_the_cli_prints_the_secret_it_made_and_stops_cleanly() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mock_server", "--port", "0", "--quiet", "--seed", "11",
-         "--webhook-url", "http://127.0.0.1:9/hook"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TRADEFENCE_WEBHOOK_SECRET": ""},
-    )
-    assert process.stdout is not None
-    try:
-        banner, webhooks = process.stdout.readline(), process.stdout.readline()
-        assert "Tradefence Sandbox on http://127.0.0.1:" in banner
+    with console_script("--seed", "11", "--webhook-url", "http://127.0.0.1:9/hook",
+                        env={**os.environ, "TRADEFENCE_WEBHOOK_SECRET": ""}) as (process, _url):
+        assert process.stdout is not None
+        webhooks = process.stdout.readline()  # the line after the banner
         secret = Config(seed=11, webhook_url="http://127.0.0.1:9/hook").webhook_endpoints[0].secret
         assert webhooks.strip() == (f"Webhooks: http://127.0.0.1:9/hook (all events), secret {secret} "
                                     "(made from the seed)")
-    finally:
         process.send_signal(signal.SIGINT)
-        try:
-            stopped = process.wait(timeout=15)
-        finally:
-            if process.poll() is None:  # never left running, even when the clean stop failed
-                process.kill()
-                process.wait()
-    assert stopped == 0
+        assert process.wait(timeout=15) == 0
 
 
 def test_the_cli_refuses_a_bad_webhook_url_naming_it() -> None:
