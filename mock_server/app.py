@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Flask
-from flask_sock import Sock
 
 from mock_server.config import Config
 from mock_server.services import Services, build_services
@@ -42,7 +41,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
         raise RuntimeError(f"operations in openapi.yaml without a handler: {', '.join(missing)}")
     # The market-data websocket is not an OpenAPI operation (its messages are schemas in the spec), so it is
     # routed beside the Api; call `services.close()` at shutdown to close its sockets properly.
-    stream.register(Sock(app), document)
+    stream.register(app, document)
 
     install_error_handlers(app)
     checker = ResponseChecker(document) if config.validate_responses else None

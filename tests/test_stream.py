@@ -6,6 +6,7 @@ import json
 import signal
 from datetime import datetime
 
+import flask_sock
 import pytest
 import requests
 from flask import Flask
@@ -194,6 +195,25 @@ def test_a_client_that_vanishes_without_a_close_frame_is_cleaned_up(base_url: st
     else:
         raw.sock.close()  # FIN, but no websocket close frame
     assert wait_for(lambda: hub.connection_count == baseline), "the hub kept a dead connection"
+
+
+def test_the_socket_is_wrapped_before_the_websocket_reader_starts_on_it(
+        base_url: str, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """simple_websocket's reader thread starts inside `Server(...)` and may write and close at once (an oversized
+    first message): it must only ever hold the wrapped socket, whose close ends the writing and nothing more."""
+    handed: list[type] = []
+
+    class Recording(flask_sock.Server):  # type: ignore[misc]
+        def __init__(self, environ: dict[str, object], **options: object) -> None:
+            handed.append(type(environ["werkzeug.socket"]))
+            super().__init__(environ, **options)
+
+    monkeypatch.setattr(flask_sock, "Server", Recording)
+    client = StreamClient(base_url, app)
+    client.subscribe("AAPL")
+    assert client.recv()["type"] == "subscription"
+    client.close()
+    assert [kind.__name__ for kind in handed] == ["_SerializedSocket"]
 
 
 def test_a_message_over_the_size_cap_closes_with_1009(base_url: str, app: Flask) -> None:

@@ -15,7 +15,7 @@ import threading
 from types import MappingProxyType
 from typing import Any
 
-from flask import request
+from flask import Blueprint, Flask, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed, Server
 
@@ -43,20 +43,21 @@ SERVER_OPTIONS = MappingProxyType({"ping_interval": 25, "max_message_size": 64 *
 # in its outbox, where the drop-oldest policy and seq gaps apply, not in seconds of data hidden in the kernel.
 SEND_BUFFER_BYTES = 128 * 1024
 _CLOSE_HANDSHAKE_SECONDS = 2.0  # how long a client may take to answer our close frame
+_SOCKET_KEYS = ("werkzeug.socket", "gunicorn.socket")  # where simple_websocket finds the socket, in its order
 _POLL_SECONDS = 1.0  # a safety net only: the hub and the reader thread both wake the sender at once
 
 
-def register(sock: Sock, document: SpecDocument) -> None:
-    """Add the `/market-data` route to the app `sock` was made for."""
+def register(app: Flask, document: SpecDocument) -> None:
+    """Add the `/market-data` route to `app`."""
     messages = SchemaValidator(document, document.schema_ref("StreamClientMessage"))
     texts = TickTexts()
+    blueprint = Blueprint("market_data", __name__)
+    blueprint.before_request(_serialize_the_socket)
 
-    @sock.route(PATH)
+    @Sock().route(PATH, bp=blueprint)
     def market_data(ws: Server) -> None:
         hub: StreamHub = services().stream
-        wire = _SerializedSocket(ws.sock)
-        wire.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        ws.sock = wire
+        wire = ws.sock
         connection = hub.connect(ws.event.set, wire.abort, token=_handshake_token())
         cut_after = services().faults.stream_disconnect_after()  # once per connection: it counts the fault down
         try:
@@ -71,6 +72,21 @@ def register(sock: Sock, document: SpecDocument) -> None:
             # With our side shut down, that write fails as a dropped connection and never reaches the client.
             ws.thread.join(timeout=_CLOSE_HANDSHAKE_SECONDS)
             wire.finish()
+
+    app.register_blueprint(blueprint)
+
+
+def _serialize_the_socket() -> None:
+    """Wrap the connection's socket before flask-sock's `Server` takes it: that starts simple_websocket's reader
+    thread, which may answer (a close with 1009 for an oversized first message) and close the socket before the
+    route's own code runs. Wrapped only afterwards, such a close was a real one, and the client's close reply was
+    reset."""
+    for key in _SOCKET_KEYS:
+        if (raw := request.environ.get(key)) is not None:
+            wire = _SerializedSocket(raw)
+            wire.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+            request.environ[key] = wire
+            return
 
 
 def _serve(ws: Server, connection: Connection, hub: StreamHub, messages: SchemaValidator, texts: TickTexts,
