@@ -1,7 +1,7 @@
 """The pytest plugin behind `pytest --target=mock|sandbox|URL` (registered as a pytest11 entry point).
 
 Session fixtures resolve the target once, start an in-process emulator for `mock`, and log in once.
-Tests that need the emulator's control plane use `control`, which skips with a reason on real targets.
+Tests that need the emulator's control plane use `tradefence_control`, which skips with a reason on real targets.
 """
 
 from __future__ import annotations
@@ -44,13 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--contract-seed", type=int, default=1234, help="seed of the in-process emulator (mock)")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "destructive: slow or state-changing on a real target; needs "
-                                       "--contract-destructive there (always runs on emulators)")
-
-
 @pytest.fixture(scope="session")
-def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+def tradefence_target(request: pytest.FixtureRequest) -> Iterator[Target]:
     name = request.config.getoption("--target")
     if name == "mock":
         with in_process_emulator(request.config.getoption("--contract-seed")) as base:
@@ -78,23 +73,24 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
 
 
 @pytest.fixture(scope="session")
-def spec_document() -> SpecDocument:
+def tradefence_spec_document() -> SpecDocument:
     return SpecDocument.load()
 
 
 @pytest.fixture(scope="session")
-def credentials(target: Target) -> Credentials:
+def tradefence_credentials(tradefence_target: Target) -> Credentials:
     """Obtained once per session."""
-    if target.is_emulator:
-        return code_flow(target, login_hint=SUITE_SUBJECT)
+    if tradefence_target.is_emulator:
+        return code_flow(tradefence_target, login_hint=SUITE_SUBJECT)
     try:
-        return from_environment(target, os.environ)
+        return from_environment(tradefence_target, os.environ)
     except MissingCredentials as exc:
-        pytest.skip(f"no credentials for {target.name}: {exc}")
+        pytest.skip(f"no credentials for {tradefence_target.name}: {exc}")
 
 
 @pytest.fixture(scope="session")
-def api_schema(target: Target, credentials: Credentials, spec_document: SpecDocument, examples: int) -> BaseSchema:
+def tradefence_api_schema(tradefence_target: Target, tradefence_credentials: Credentials,
+                          tradefence_spec_document: SpecDocument, tradefence_examples: int) -> BaseSchema:
     """The spec as schemathesis sees it: the target's /v1 base, the session's token, both generation modes."""
     config = SchemathesisConfig.from_dict({
         "checks": {
@@ -104,44 +100,48 @@ def api_schema(target: Target, credentials: Credentials, spec_document: SpecDocu
             "use_after_free": {"enabled": False},
         },
     })
-    schema = schemathesis.openapi.from_dict(copy.deepcopy(spec_document.raw), config=config)
-    schema.config.update(base_url=target.api_url, headers=credentials.headers)
-    schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=examples)
+    schema = schemathesis.openapi.from_dict(copy.deepcopy(tradefence_spec_document.raw), config=config)
+    schema.config.update(base_url=tradefence_target.api_url, headers=tradefence_credentials.headers)
+    schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+                                    max_examples=tradefence_examples)
     return schema
 
 
 @pytest.fixture(scope="session")
-def examples(request: pytest.FixtureRequest) -> int:
+def tradefence_examples(request: pytest.FixtureRequest) -> int:
     return request.config.getoption("--contract-examples")
 
 
 @pytest.fixture
-def api(target: Target, credentials: Credentials, spec_document: SpecDocument) -> Iterator[CheckedSession]:
+def tradefence_api(tradefence_target: Target, tradefence_credentials: Credentials,
+                   tradefence_spec_document: SpecDocument) -> Iterator[CheckedSession]:
     """The API (`/v1`) with the session's token; every response is checked against the spec."""
-    with CheckedSession(target.api_url, spec_document) as session:
-        session.headers.update(credentials.headers)
+    with CheckedSession(tradefence_target.api_url, tradefence_spec_document) as session:
+        session.headers.update(tradefence_credentials.headers)
         yield session
 
 
 @pytest.fixture
-def anonymous_api(target: Target, spec_document: SpecDocument) -> Iterator[CheckedSession]:
-    with CheckedSession(target.api_url, spec_document) as session:
+def tradefence_anonymous_api(tradefence_target: Target,
+                             tradefence_spec_document: SpecDocument) -> Iterator[CheckedSession]:
+    with CheckedSession(tradefence_target.api_url, tradefence_spec_document) as session:
         yield session
 
 
 @pytest.fixture
-def auth_server(target: Target, spec_document: SpecDocument) -> Iterator[CheckedSession]:
-    with CheckedSession(target.auth_url, spec_document) as session:
+def tradefence_auth_server(tradefence_target: Target,
+                           tradefence_spec_document: SpecDocument) -> Iterator[CheckedSession]:
+    with CheckedSession(tradefence_target.auth_url, tradefence_spec_document) as session:
         yield session
 
 
 @pytest.fixture
-def control(target: Target) -> Iterator[ControlPlane]:
+def tradefence_control(tradefence_target: Target) -> Iterator[ControlPlane]:
     """The emulator's control plane; skips on targets that have none (a real sandbox). Resumes the clock and
     reopens the market afterwards, so one test's time travel never leaks into the next."""
-    plane = target.control_plane()
+    plane = tradefence_target.control_plane()
     if plane is None:
-        pytest.skip(f"needs the emulator's control plane (/_mock); {target.name} has none")
+        pytest.skip(f"needs the emulator's control plane (/_mock); {tradefence_target.name} has none")
     try:
         yield plane
     finally:
@@ -153,7 +153,7 @@ def control(target: Target) -> Iterator[ControlPlane]:
 
 
 @pytest.fixture
-def destructive(request: pytest.FixtureRequest, target: Target) -> None:
+def tradefence_destructive(request: pytest.FixtureRequest, tradefence_target: Target) -> None:
     """Slow or state-changing checks run on emulators always, on real targets only when asked."""
-    if not target.is_emulator and not request.config.getoption("--contract-destructive"):
+    if not tradefence_target.is_emulator and not request.config.getoption("--contract-destructive"):
         pytest.skip("destructive on a real target: pass --contract-destructive to run it")

@@ -21,8 +21,8 @@ IMMUTABLE = ("id", "client_order_id", "symbol", "type", "side", "quantity", "pri
              "strategy", "created_at")
 
 
-def run(examples: int, test: Any) -> None:
-    settings(max_examples=examples, deadline=None, database=None,
+def run(tradefence_examples: int, test: Any) -> None:
+    settings(max_examples=tradefence_examples, deadline=None, database=None,
              suppress_health_check=list(HealthCheck))(test)()
 
 
@@ -34,14 +34,15 @@ def check_quantities(order: dict[str, Any], response: Any, operation: str) -> No
         raise violation(operation, "fills sum to filled_quantity", response, "fills disagree with filled_quantity")
 
 
-def cancel_quietly(api: CheckedSession, order_id: str) -> None:
-    api.delete(f"/orders/{order_id}")
+def cancel_quietly(tradefence_api: CheckedSession, order_id: str) -> None:
+    tradefence_api.delete(f"/orders/{order_id}")
 
 
-def test_an_order_reads_back_as_placed(api: CheckedSession, spec_document: SpecDocument, examples: int) -> None:
-    @given(order_requests(spec_document))
+def test_an_order_reads_back_as_placed(tradefence_api: CheckedSession, tradefence_spec_document: SpecDocument,
+                                       tradefence_examples: int) -> None:
+    @given(order_requests(tradefence_spec_document))
     def placed_then_read(body: dict[str, Any]) -> None:
-        placed = api.post("/orders", json=body)
+        placed = tradefence_api.post("/orders", json=body)
         if placed.status_code != 201:
             raise violation("createOrder", "valid order accepted", placed, "expected 201")
         order = placed.json()
@@ -52,7 +53,7 @@ def test_an_order_reads_back_as_placed(api: CheckedSession, spec_document: SpecD
             if body.get("price") is not None and Decimal(str(order["price"])) != Decimal(str(body["price"])):
                 raise violation("createOrder", "echoes the limit price", placed, "price changed")
             check_quantities(order, placed, "createOrder")
-            read = api.get(f"/orders/{order['id']}")
+            read = tradefence_api.get(f"/orders/{order['id']}")
             if read.status_code != 200:
                 raise violation("getOrder", "placed order readable", read, "expected 200")
             for field in IMMUTABLE:
@@ -60,40 +61,42 @@ def test_an_order_reads_back_as_placed(api: CheckedSession, spec_document: SpecD
                     raise violation("getOrder", "reads back as placed", read, f"{field} differs from the POST answer")
             check_quantities(read.json(), read, "getOrder")
         finally:
-            cancel_quietly(api, order["id"])
+            cancel_quietly(tradefence_api, order["id"])
 
-    run(examples, placed_then_read)
+    run(tradefence_examples, placed_then_read)
 
 
-def test_a_cancelled_order_stays_cancelled(api: CheckedSession, spec_document: SpecDocument, examples: int) -> None:
-    @given(order_requests(spec_document, types=("LIMIT",)))
+def test_a_cancelled_order_stays_cancelled(tradefence_api: CheckedSession, tradefence_spec_document: SpecDocument,
+                                           tradefence_examples: int) -> None:
+    @given(order_requests(tradefence_spec_document, types=("LIMIT",)))
     def cancel_sticks(body: dict[str, Any]) -> None:
-        order = api.post("/orders", json=body).json()
-        cancelled = api.delete(f"/orders/{order['id']}")
+        order = tradefence_api.post("/orders", json=body).json()
+        cancelled = tradefence_api.delete(f"/orders/{order['id']}")
         if cancelled.status_code != 200 or cancelled.json()["status"] != "CANCELLED":
             raise violation("cancelOrder", "cancel an open order", cancelled, "expected 200 CANCELLED")
-        again = api.delete(f"/orders/{order['id']}")
+        again = tradefence_api.delete(f"/orders/{order['id']}")
         if again.status_code != 409 or again.json()["error"]["code"] != 1007:
             raise violation("cancelOrder", "second cancel refused", again, "expected 409 with code 1007")
-        read = api.get(f"/orders/{order['id']}")
+        read = tradefence_api.get(f"/orders/{order['id']}")
         if read.json()["status"] != "CANCELLED" or read.json()["cancelled_at"] is None:
             raise violation("getOrder", "cancel sticks", read, "no longer CANCELLED")
 
-    run(max(examples // 3, 3), cancel_sticks)
+    run(max(tradefence_examples // 3, 3), cancel_sticks)
 
 
-def test_cash_moves_only_by_fills(api: CheckedSession, control: ControlPlane, examples: int) -> None:
+def test_cash_moves_only_by_fills(tradefence_api: CheckedSession, tradefence_control: ControlPlane,
+                                  tradefence_examples: int) -> None:
     """With the clock frozen nothing rests or fills on its own; each cash change is a fill's price times quantity."""
-    control.freeze()
+    tradefence_control.freeze()
     trades = st.lists(st.tuples(st.sampled_from(SYMBOLS[:4]), st.sampled_from(["BUY", "SELL"]), st.integers(1, 5)),
                       min_size=1, max_size=6)
 
     @given(trades)
     def ledger(sequence: list[tuple[str, str, int]]) -> None:
-        before = Decimal(str(api.get("/account").json()["cash"]))
+        before = Decimal(str(tradefence_api.get("/account").json()["cash"]))
         expected = before
         for symbol, side, quantity in sequence:
-            response = api.post("/orders", json={"symbol": symbol, "type": "MARKET", "side": side,
+            response = tradefence_api.post("/orders", json={"symbol": symbol, "type": "MARKET", "side": side,
                                                  "quantity": quantity})
             if response.status_code == 422 and response.json()["error"]["code"] in (1002, 1006):
                 continue
@@ -103,7 +106,7 @@ def test_cash_moves_only_by_fills(api: CheckedSession, control: ControlPlane, ex
             check_quantities(order, response, "createOrder")
             value = sum(Decimal(str(f["price"])) * f["quantity"] for f in order["fills"])
             expected += value if side == "SELL" else -value
-        account = api.get("/account")
+        account = tradefence_api.get("/account")
         cash = Decimal(str(account.json()["cash"]))
         if cash != expected:
             raise violation("getAccount", "cash moves only by fills", account, f"cash {cash} != expected {expected}")
@@ -112,13 +115,14 @@ def test_cash_moves_only_by_fills(api: CheckedSession, control: ControlPlane, ex
         if equity != cash + Decimal(str(body["positions_value"])):
             raise violation("getAccount", "equity = cash + positions", account, "equity disagrees")
 
-    run(max(examples // 3, 3), ledger)
+    run(max(tradefence_examples // 3, 3), ledger)
 
 
-def test_a_batch_answers_each_operation_in_order(api: CheckedSession, spec_document: SpecDocument,
-                                                 examples: int) -> None:
+def test_a_batch_answers_each_operation_in_order(tradefence_api: CheckedSession, tradefence_spec_document: SpecDocument,
+                                                 tradefence_examples: int) -> None:
     operation = st.one_of(
-        order_requests(spec_document, types=("LIMIT",)).map(lambda body: {"action": "CREATE_ORDER", "data": body}),
+        order_requests(tradefence_spec_document, types=("LIMIT",)).map(
+            lambda body: {"action": "CREATE_ORDER", "data": body}),
         st.sampled_from(SYMBOLS).map(lambda s: {"action": "UPDATE_POSITION",
                                                 "data": {"symbol": s, "target_quantity": 0}}),
         st.just({"action": "CANCEL_ORDER", "data": {"order_id": "ord_00000000000000000000000000"}}),
@@ -126,7 +130,7 @@ def test_a_batch_answers_each_operation_in_order(api: CheckedSession, spec_docum
 
     @given(st.lists(operation, min_size=1, max_size=8))
     def one_for_one(operations: list[dict[str, Any]]) -> None:
-        response = api.post("/batch", json={"operations": operations})
+        response = tradefence_api.post("/batch", json={"operations": operations})
         if response.status_code != 200:
             raise violation("batch", "batch accepted", response, "expected 200")
         body = response.json()
@@ -139,6 +143,6 @@ def test_a_batch_answers_each_operation_in_order(api: CheckedSession, spec_docum
             raise violation("batch", "succeeded + failed = operations", response, "counts do not add up")
         for result in results:
             if result["action"] == "CREATE_ORDER" and "result" in result:
-                cancel_quietly(api, result["result"]["id"])
+                cancel_quietly(tradefence_api, result["result"]["id"])
 
-    run(max(examples // 3, 3), one_for_one)
+    run(max(tradefence_examples // 3, 3), one_for_one)

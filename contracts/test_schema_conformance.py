@@ -10,7 +10,7 @@ import schemathesis
 
 from contracts.plugin import API_TAGS
 
-schema = schemathesis.pytest.from_fixture("api_schema").include(tag=API_TAGS)
+schema = schemathesis.pytest.from_fixture("tradefence_api_schema").include(tag=API_TAGS)
 
 
 @schema.parametrize()

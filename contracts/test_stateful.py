@@ -14,20 +14,21 @@ from contracts.plugin import API_TAGS, SUITE_ACCOUNT
 from contracts.targets import Target
 
 
-def test_linked_sequences_conform(api_schema: BaseSchema, examples: int, target: Target,
-                                  api: CheckedSession) -> None:
-    api.get("/account")  # the suite's account exists (emulators open it on first use) before it is reset below
-    base = api_schema.include(tag=API_TAGS).as_state_machine()
-    control = target.control_plane()
+def test_linked_sequences_conform(tradefence_api_schema: BaseSchema, tradefence_examples: int,
+                                  tradefence_target: Target,
+                                  tradefence_api: CheckedSession) -> None:
+    tradefence_api.get("/account")  # the suite's account exists (emulators open it on first use) before its reset
+    base = tradefence_api_schema.include(tag=API_TAGS).as_state_machine()
+    plane = tradefence_target.control_plane()
 
     class Machine(base):  # type: ignore[misc, valid-type]
         def setup(self) -> None:
             # Links depend on what the account holds; each run starts from an empty account where we can
             # reset it, so Hypothesis sees the same rules available when it replays a run.
-            if control is not None:
-                control.reset(SUITE_ACCOUNT)
+            if plane is not None:
+                plane.reset(SUITE_ACCOUNT)
 
     # No shrinking phase: replaying against a live server is not reproducible, and failures carry curl.
-    Machine.run(settings=settings(max_examples=examples, stateful_step_count=6, deadline=None, database=None,
+    Machine.run(settings=settings(max_examples=tradefence_examples, stateful_step_count=6, deadline=None, database=None,
                                   phases=[Phase.explicit, Phase.generate],
                                   suppress_health_check=list(HealthCheck)))

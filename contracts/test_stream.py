@@ -24,9 +24,9 @@ class StreamViolation(AssertionError):
 
 
 @pytest.fixture
-def stream(target: Target, credentials: Credentials) -> Iterator[websocket.WebSocket]:
-    connection = websocket.create_connection(target.stream_url, timeout=10,
-                                             header=[f"Authorization: Bearer {credentials.access_token}"])
+def stream(tradefence_target: Target, tradefence_credentials: Credentials) -> Iterator[websocket.WebSocket]:
+    connection = websocket.create_connection(tradefence_target.stream_url, timeout=10,
+                                             header=[f"Authorization: Bearer {tradefence_credentials.access_token}"])
     try:
         yield connection
     finally:
@@ -34,8 +34,8 @@ def stream(target: Target, credentials: Credentials) -> Iterator[websocket.WebSo
 
 
 @pytest.fixture(scope="session")
-def server_message(spec_document: SpecDocument) -> SchemaValidator:
-    return SchemaValidator(spec_document, spec_document.schema_ref("StreamServerMessage"))
+def server_message(tradefence_spec_document: SpecDocument) -> SchemaValidator:
+    return SchemaValidator(tradefence_spec_document, tradefence_spec_document.schema_ref("StreamServerMessage"))
 
 
 def receive(connection: websocket.WebSocket, validator: SchemaValidator, *, seconds: float,

@@ -68,8 +68,8 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver(target: Target) -> Iterator[tuple[Receiver, str]]:
-    plane = target.control_plane()
+def receiver(tradefence_target: Target) -> Iterator[tuple[Receiver, str]]:
+    plane = tradefence_target.control_plane()
     if plane is None:
         pytest.skip("needs a webhook receiver the target can reach; the emulator's control plane registers one")
     receiver = Receiver()
@@ -85,10 +85,11 @@ def receiver(target: Target) -> Iterator[tuple[Receiver, str]]:
 
 
 @pytest.mark.parametrize("event_type", sorted(EVENTS))
-def test_delivered_events_are_signed_and_match_the_spec(receiver: tuple[Receiver, str], target: Target,
-                                                        spec_document: SpecDocument, event_type: str) -> None:
+def test_delivered_events_are_signed_and_match_the_spec(receiver: tuple[Receiver, str], tradefence_target: Target,
+                                                        tradefence_spec_document: SpecDocument,
+                                                        event_type: str) -> None:
     server, secret = receiver
-    plane = target.control_plane()
+    plane = tradefence_target.control_plane()
     assert plane is not None
     plane.trigger(event_type)
     headers, body = server.next(event_type)
@@ -108,6 +109,7 @@ def test_delivered_events_are_signed_and_match_the_spec(receiver: tuple[Receiver
     event = json.loads(body)
     if headers["webhook-id"] != event["id"]:
         raise WebhookViolation(f"[{event_type}] webhook-id {headers['webhook-id']} is not the event id")
-    problems = SchemaValidator(spec_document, spec_document.schema_ref(EVENTS[event_type])).errors(event)
+    schema = tradefence_spec_document.schema_ref(EVENTS[event_type])
+    problems = SchemaValidator(tradefence_spec_document, schema).errors(event)
     if problems:
         raise WebhookViolation(f"[{event_type}] payload breaks {EVENTS[event_type]}: {problems[0].message}")

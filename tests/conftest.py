@@ -20,9 +20,9 @@ def config() -> Config:
 
 
 @pytest.fixture
-def app(config: Config, spec_document: SpecDocument) -> Iterator[Flask]:
-    """`spec_document` (the contract plugin's session fixture) is parsed once, not once per app."""
-    app = create_app(config, document=spec_document)
+def app(config: Config, tradefence_spec_document: SpecDocument) -> Iterator[Flask]:
+    """`tradefence_spec_document` (the contract plugin's session fixture) is parsed once, not once per app."""
+    app = create_app(config, document=tradefence_spec_document)
     yield app
     app.extensions["tradefence"].close()  # background threads stop; open market-data sockets get a close frame
 

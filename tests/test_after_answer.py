@@ -53,9 +53,9 @@ def test_a_fill_records_its_event_and_journal_entry_once_its_answer_is_out(app: 
 
 
 def test_with_a_state_file_the_event_is_recorded_before_the_answer(tmp_path: Path,
-                                                                   spec_document: SpecDocument) -> None:
+                                                                   tradefence_spec_document: SpecDocument) -> None:
     """Every change is written through before the answer when there is a state file; the fill's event too."""
-    app = create_app(Config(seed=7, state=tmp_path / "state.db"), document=spec_document)
+    app = create_app(Config(seed=7, state=tmp_path / "state.db"), document=tradefence_spec_document)
     try:
         placed = answer(app, "POST", "/v1/orders", ORDER, token_for(app))
         assert filled_events(app) == [json.loads(placed.body)["id"]]

@@ -198,11 +198,11 @@ def test_refresh_cannot_widen_scope(http: SpecSession) -> None:
 
 
 @pytest.fixture
-def consent_app(spec_document):
+def consent_app(tradefence_spec_document):
     from mock_server.app import create_app
     from mock_server.config import Config
 
-    app = create_app(Config(seed=7, validate_responses=True, consent="page"), document=spec_document)
+    app = create_app(Config(seed=7, validate_responses=True, consent="page"), document=tradefence_spec_document)
     yield app
     app.extensions["tradefence"].close()
 
