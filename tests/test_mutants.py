@@ -2,7 +2,7 @@
 
 Each mutant is a real emulator process with one contract broken; against it runs the real
 `pytest contracts --target=URL` in another process, stopping at the first broken contract. The kill rate is
-printed and reported in the README.
+printed.
 """
 
 from __future__ import annotations

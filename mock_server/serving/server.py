@@ -1,7 +1,7 @@
 """The emulator's HTTP server: an asyncio event loop in one thread, for the CLI and for serving an app on a loopback
 port from inside a process (the contract suite's `mock` target, the tests).
 
-Why not Werkzeug's server, or gunicorn, granian, uvicorn: `make bench` measured them all (README "Performance").
+Why not Werkzeug's server, or gunicorn, granian, uvicorn: `make bench` measured them all (docs/performance.md).
 Werkzeug's closes every connection and runs a thread per connection; on two cores a bare Flask app peaks there
 below Prism. granian serves REST fast but cannot hand a WSGI app a websocket; uvicorn speaks ASGI, which cannot
 drop a connection without a close frame or hold back one answer without holding the loop. This server is the
