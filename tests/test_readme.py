@@ -92,8 +92,8 @@ def test_the_toml_example_is_a_valid_config(tmp_path: Path) -> None:
     assert config.seed == tomllib.loads(example)["seed"]
 
 
-def test_every_endpoint_named_is_in_the_spec(spec_document: SpecDocument) -> None:
-    served = {(op.method.upper(), re.sub(r"\{\w+\}", "{}", op.url_path)) for op in spec_document.operations}
+def test_every_endpoint_named_is_in_the_spec(tradefence_spec_document: SpecDocument) -> None:
+    served = {(op.method.upper(), re.sub(r"\{\w+\}", "{}", op.url_path)) for op in tradefence_spec_document.operations}
     for doc in (README, ROOT / "ARCHITECTURE.md"):
         named = re.findall(r"\b(GET|POST|PUT|PATCH|DELETE) (/[\w/{}.-]*)", doc.read_text())
         assert named or doc != README
