@@ -241,7 +241,7 @@ def _rounds_note(results: dict[str, Any]) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The figures as Markdown tables, for docs/performance.md (`python -m benchmarks --markdown .bench/results.json`)."""
+    """The figures as Markdown tables for docs/performance.md (`python -m benchmarks --markdown RESULTS`)."""
     out: list[str] = []
     machine = results.get("machine", {})
     out.append(f"Measured {results.get('date', '?')[:10]} on {machine.get('cpus')} cores ({machine.get('cpu_model')}), "
