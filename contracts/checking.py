@@ -1,56 +1,90 @@
-"""A requests session whose every response is checked against openapi.yaml, with failures a CI reader can act on.
+"""HTTP whose every response is checked against openapi.yaml, with failures a CI reader can act on.
 
-A failure names the operation, what broke, and a curl command that reproduces the request.
+One session for the contract suite and for the emulator's own tests (`tests/`): every response must carry
+`X-Request-Id`; one that answers a spec operation must be documented for it (status, headers, body); one that
+answers no operation (an unknown route or method) must be the error envelope. A failure names the operation, the
+check, what came back, and a curl command that reproduces the request with `$TOKEN` in place of the token.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
 from mock_server.spec.document import Operation, SpecDocument
 from mock_server.spec.responses import ResponseChecker
 
+# Form fields of the token endpoint that are secrets: the reproducer names a shell variable instead.
+SECRET_FIELDS = {"refresh_token": "$REFRESH_TOKEN", "client_secret": "$CLIENT_SECRET", "code": "$CODE",
+                 "code_verifier": "$CODE_VERIFIER", "access_token": "$TOKEN"}
+QUIET_HEADERS = ("content-length", "accept-encoding", "connection", "user-agent", "accept")
+
 
 class ContractViolation(AssertionError):
-    """One broken contract: operation, check, reproducer."""
+    """One broken contract: the operation, the check, what was expected and what came back, and a reproducer."""
+
+    def __init__(self, operation: str, check: str, expected: str, actual: str = "", reproducer: str = "") -> None:
+        self.operation, self.check, self.expected, self.actual, self.reproducer = (
+            operation, check, expected, actual, reproducer)
+        lines = [f"[{operation}] {check}: {expected}"]
+        if actual:
+            lines.append(f"  got {actual}")
+        if reproducer:
+            lines.append(f"  reproduce: {reproducer}")
+        super().__init__("\n".join(lines))
 
 
 def curl(request: requests.PreparedRequest) -> str:
-    parts = ["curl", "-X", request.method or "GET"]
+    """The request as a curl command; the bearer token becomes `$TOKEN` and token-endpoint secrets shell
+    variables, so the command works once they are exported and never shows them."""
+    parts = ["curl", "-X", shlex.quote(request.method or "GET")]
     for name, value in request.headers.items():
-        if name.lower() in ("content-length", "accept-encoding", "connection", "user-agent", "accept"):
+        if name.lower() in QUIET_HEADERS:
             continue
         if name.lower() == "authorization":
-            value = value.split(" ")[0] + " $TOKEN"
-        parts += ["-H", f"{name}: {value}"]
+            parts += ["-H", f'"{name}: {value.split(" ")[0]} $TOKEN"']
+            continue
+        parts += ["-H", shlex.quote(f"{name}: {value}")]
     if request.body:
-        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
-        parts += ["-d", body[:2000]]
-    parts.append(request.url or "")
-    return " ".join(shlex.quote(part) for part in parts)
+        body = request.body.decode(errors="replace") if isinstance(request.body, bytes) else str(request.body)
+        if "x-www-form-urlencoded" in str(request.headers.get("Content-Type", "")):
+            fields = [f"{key}={SECRET_FIELDS.get(key, value)}" if key in SECRET_FIELDS else
+                      shlex.quote(f"{key}={value}") for key, value in parse_qsl(body, keep_blank_values=True)]
+            for field in fields:
+                parts += ["--data-urlencode", f'"{field}"' if "$" in field else field]
+        else:
+            parts += ["-d", shlex.quote(body[:2000])]
+    parts.append(shlex.quote(request.url or ""))
+    return " ".join(parts)
 
 
 def violation(operation: str, check: str, response: requests.Response, detail: str) -> ContractViolation:
-    return ContractViolation(
-        f"[{operation}] {check}: {detail}\n"
-        f"  got {response.status_code}: {response.text[:400]}\n"
-        f"  reproduce: {curl(response.request)}"
-    )
+    """A violation seen in `response`: `detail` says what was expected."""
+    return ContractViolation(operation, check, detail, f"{response.status_code}: {response.text[:400]}",
+                             curl(response.request))
 
 
 class OperationMatcher:
-    """URL path (relative to a server) → the spec operation it addresses."""
+    """A request's method and URL path → the spec operation it addresses, wherever the target serves each group.
 
-    def __init__(self, document: SpecDocument) -> None:
-        self._routes = [
-            (re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(op.path)) + "$"), op)
-            for op in document.operations
-        ]
+    The spec's API operations live under the API base (`/v1` on the emulator, the path of `TRADEFENCE_API_URL`
+    elsewhere); the auth server's and the control plane's under their own server root (the auth URL's path).
+    Literal paths win over templated ones (`/_mock/webhooks/deliveries` before `/_mock/webhooks/{endpointId}`).
+    """
+
+    def __init__(self, document: SpecDocument, *, api_prefix: str = "/v1", root_prefix: str = "") -> None:
+        routes = []
+        for operation in document.operations:
+            group = operation.url_path.removesuffix(operation.path)
+            served = (api_prefix if group else root_prefix).rstrip("/") + operation.path
+            pattern = re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(served)) + "$")
+            routes.append((served.count("{"), pattern, operation))
+        self._routes = [(pattern, operation) for _, pattern, operation in sorted(routes, key=lambda r: r[0])]
 
     def match(self, method: str, path: str) -> Operation | None:
         for pattern, operation in self._routes:
@@ -60,30 +94,54 @@ class OperationMatcher:
 
 
 class CheckedSession(requests.Session):
-    """HTTP against one server base (the API's /v1 or the auth host), checking each response against the spec."""
+    """HTTP against one server base (the API's, the auth server's, or an emulator's root), checking each response.
 
-    def __init__(self, base_url: str, document: SpecDocument) -> None:
+    `checked` counts the responses checked against an operation. Relative URLs are joined to `base_url`;
+    redirects are never followed (tests look at them). `transport` (a `requests` adapter) carries every request
+    when given: the contract suite's polite, guarded one.
+    """
+
+    def __init__(self, base_url: str, document: SpecDocument, *, matcher: OperationMatcher | None = None,
+                 transport: requests.adapters.BaseAdapter | None = None) -> None:
         super().__init__()
         self.base_url = base_url.rstrip("/")
-        self._base_path = urlsplit(self.base_url).path
-        self._matcher = OperationMatcher(document)
+        self._matcher = matcher or OperationMatcher(document)
         self._checker = ResponseChecker(document)
+        self.checked = 0
+        if transport is not None:
+            self.mount("http://", transport)
+            self.mount("https://", transport)
 
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["allow_redirects"] = False
         kwargs.setdefault("timeout", 15)
+        url = url.decode() if isinstance(url, bytes) else url
         response = super().request(method, url if "://" in url else self.base_url + url, *args, **kwargs)
         self.check(response)
         return response
 
     def check(self, response: requests.Response) -> None:
         request = response.request
-        path = urlsplit(request.url).path.removeprefix(self._base_path) or "/"
-        operation = self._matcher.match(request.method or "GET", path)
-        if operation is None:
-            return
+        method = request.method or "GET"
+        operation = self._matcher.match(method, urlsplit(request.url).path)
+        label = operation.operation_id if operation else f"{method} {urlsplit(request.url).path}"
         if "X-Request-Id" not in response.headers:
-            raise violation(operation.operation_id, "X-Request-Id header", response, "missing")
+            raise violation(label, "X-Request-Id header", response, "missing")
+        if operation is None:  # an unknown route or method: the error envelope is all the spec promises
+            if not _is_error_envelope(response):
+                raise violation(label, "error envelope", response, "an unknown route or method must answer "
+                                '{"error": {"code", "type", "message"}}')
+            return
         problems = self._checker.problems(operation, response.status_code, response.headers, response.content)
         if problems:
-            raise violation(operation.operation_id, "response conformance", response, "; ".join(problems))
+            raise violation(label, "response conformance", response, "; ".join(problems))
+        self.checked += 1
+
+
+def _is_error_envelope(response: requests.Response) -> bool:
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return False
+    return (isinstance(body, dict) and set(body) == {"error"} and isinstance(body["error"], dict)
+            and {"code", "type", "message"} <= set(body["error"]))

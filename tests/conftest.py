@@ -10,7 +10,7 @@ from flask import Flask
 from mock_server.app import create_app
 from mock_server.config import Config
 from mock_server.spec.document import SpecDocument
-from tests.support.live import SpecSession, serve
+from tests.support.live import CheckedSession, serve, spec_session
 
 
 @pytest.fixture
@@ -34,21 +34,21 @@ def base_url(app: Flask) -> Iterator[str]:
 
 
 @pytest.fixture
-def http(base_url: str, app: Flask) -> Iterator[SpecSession]:
+def http(base_url: str, app: Flask) -> Iterator[CheckedSession]:
     """Anonymous, spec-checked HTTP session against the live emulator."""
-    with SpecSession(base_url, app) as session:
+    with spec_session(base_url, app) as session:
         yield session
 
 
-def mint(http: SpecSession, subject: str = "trader", scope: str = "trading:read trading:write") -> str:
+def mint(http: CheckedSession, subject: str = "trader", scope: str = "trading:read trading:write") -> str:
     response = http.post("/_mock/tokens", json={"subject": subject, "scope": scope})
     assert response.status_code == 201, response.text
     return response.json()["access_token"]
 
 
 @pytest.fixture
-def trader(base_url: str, app: Flask, http: SpecSession) -> Iterator[SpecSession]:
+def trader(base_url: str, app: Flask, http: CheckedSession) -> Iterator[CheckedSession]:
     """A spec-checked session holding a token with both scopes for the subject `trader`."""
-    with SpecSession(base_url, app) as session:
+    with spec_session(base_url, app) as session:
         session.headers["Authorization"] = f"Bearer {mint(http)}"
         yield session

@@ -16,7 +16,7 @@ from mock_server.domain.webhooks.events import EventType
 from mock_server.serving import wsgi
 from mock_server.serving.wsgi import Answer
 from mock_server.spec.document import SpecDocument
-from tests.support.live import SpecSession
+from tests.support.live import CheckedSession
 
 ORDER = {"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 1}
 
@@ -64,7 +64,7 @@ def test_with_a_state_file_the_event_is_recorded_before_the_answer(tmp_path: Pat
         app.extensions["tradefence"].close()
 
 
-def test_the_next_request_finds_what_the_last_one_left(trader: SpecSession, http: SpecSession) -> None:
+def test_the_next_request_finds_what_the_last_one_left(trader: CheckedSession, http: CheckedSession) -> None:
     """Over HTTP, on another connection, right after each answer: nothing is missing yet."""
     for _ in range(20):
         placed = trader.post("/v1/orders", json=ORDER)

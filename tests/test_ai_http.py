@@ -9,28 +9,28 @@ import pytest
 from flask import Flask
 
 from tests.conftest import mint
-from tests.support.live import SpecSession
+from tests.support.live import CheckedSession, spec_session
 
 PORTFOLIO = [{"symbol": "AAPL", "quantity": 100}, {"symbol": "TSLA", "quantity": 10}, "KO", "NVDA"]
 
 
 @pytest.fixture
-def reader(base_url: str, app: Flask, http: SpecSession) -> Iterator[SpecSession]:
+def reader(base_url: str, app: Flask, http: CheckedSession) -> Iterator[CheckedSession]:
     """Recommendations only need trading:read; the clock is frozen at a fixed instant first."""
     http.post("/_mock/clock", json={"action": "freeze"})
     http.post("/_mock/clock", json={"action": "set", "to": "2026-11-25T15:00:00.400Z"})
-    with SpecSession(base_url, app) as session:
+    with spec_session(base_url, app) as session:
         session.headers["Authorization"] = f"Bearer {mint(http, 'analyst', 'trading:read')}"
         yield session
 
 
-def ask(session: SpecSession, portfolio: list[Any] = PORTFOLIO, risk: str = "MODERATE",
+def ask(session: CheckedSession, portfolio: list[Any] = PORTFOLIO, risk: str = "MODERATE",
         horizon: str = "30_DAYS") -> Any:
     return session.post("/v1/ai/recommendations",
                         json={"portfolio": portfolio, "risk_tolerance": risk, "time_horizon": horizon})
 
 
-def test_recommendations_are_complete_and_consistent(reader: SpecSession) -> None:
+def test_recommendations_are_complete_and_consistent(reader: CheckedSession) -> None:
     response = ask(reader)
     assert response.status_code == 200
     body = response.json()
@@ -51,7 +51,7 @@ def test_recommendations_are_complete_and_consistent(reader: SpecSession) -> Non
     assert (single[0]["action"], single[0]["current_weight"], single[0]["target_weight"]) == ("HOLD", 1.0, 1.0)
 
 
-def test_same_seed_clock_and_input_give_the_same_answer(reader: SpecSession, http: SpecSession) -> None:
+def test_same_seed_clock_and_input_give_the_same_answer(reader: CheckedSession, http: CheckedSession) -> None:
     first = ask(reader)
     assert ask(reader).content == first.content
     http.post("/_mock/clock", json={"action": "advance", "seconds": 0.5})  # still inside the same step
@@ -62,7 +62,7 @@ def test_same_seed_clock_and_input_give_the_same_answer(reader: SpecSession, htt
     assert later["recommendations"] != first.json()["recommendations"]  # half an hour of new prices
 
 
-def test_risk_tolerance_and_horizon_change_the_advice(reader: SpecSession) -> None:
+def test_risk_tolerance_and_horizon_change_the_advice(reader: CheckedSession) -> None:
     answers = {risk: ask(reader, risk=risk).json() for risk in ("CONSERVATIVE", "MODERATE", "AGGRESSIVE")}
     targets = {risk: [r["target_weight"] for r in body["recommendations"]] for risk, body in answers.items()}
     assert len({tuple(t) for t in targets.values()}) == 3, targets
@@ -79,7 +79,7 @@ def test_risk_tolerance_and_horizon_change_the_advice(reader: SpecSession) -> No
     assert len(horizons) == 2
 
 
-def test_unknown_symbols_get_1004_naming_the_portfolio_entry(reader: SpecSession) -> None:
+def test_unknown_symbols_get_1004_naming_the_portfolio_entry(reader: CheckedSession) -> None:
     for portfolio, field in ((["ZZZZ"], "portfolio.0"), (["AAPL", {"symbol": "NOPE", "quantity": 3}], "portfolio.1"),
                              (["AAPL", "MSFT", "KO", "aapl"], "portfolio.3")):
         response = ask(reader, portfolio)
@@ -88,7 +88,7 @@ def test_unknown_symbols_get_1004_naming_the_portfolio_entry(reader: SpecSession
         assert (error["code"], error["type"], error["field"]) == (1004, "invalid_symbol", field)
 
 
-def test_invalid_requests_are_400_naming_the_field(reader: SpecSession) -> None:
+def test_invalid_requests_are_400_naming_the_field(reader: CheckedSession) -> None:
     for portfolio, risk, horizon, field in (([], "MODERATE", "30_DAYS", "portfolio"),
                                             (["AAPL"], "YOLO", "30_DAYS", "risk_tolerance"),
                                             (["AAPL"], "MODERATE", "2_DAYS", "time_horizon"),

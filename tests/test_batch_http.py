@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from tests.support.live import SpecSession
+from tests.support.live import CheckedSession
 
 
 def create(symbol: str = "AAPL", **fields: Any) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def cancel(order_id: str) -> dict[str, Any]:
     return {"action": "CANCEL_ORDER", "data": {"order_id": order_id}}
 
 
-def run(session: SpecSession, operations: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+def run(session: CheckedSession, operations: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     response = session.post("/v1/batch", json={"operations": operations, **extra})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -32,12 +32,12 @@ def run(session: SpecSession, operations: list[dict[str, Any]], **extra: Any) ->
     return body
 
 
-def snapshot(session: SpecSession) -> tuple[Any, ...]:
+def snapshot(session: CheckedSession) -> tuple[Any, ...]:
     return (session.get("/v1/account").json(), session.get("/v1/positions").json(),
             session.get("/v1/orders", params={"limit": 500}).json())
 
 
-def test_results_come_back_in_request_order(http: SpecSession, trader: SpecSession) -> None:
+def test_results_come_back_in_request_order(http: CheckedSession, trader: CheckedSession) -> None:
     http.post("/_mock/clock", json={"action": "freeze"})
     resting = trader.post("/v1/orders", json={"symbol": "MSFT", "type": "LIMIT", "side": "BUY", "quantity": 2,
                                               "price": 1.00}).json()
@@ -57,7 +57,7 @@ def test_results_come_back_in_request_order(http: SpecSession, trader: SpecSessi
                       resting["id"]]
 
 
-def test_non_atomic_batches_fail_operation_by_operation(trader: SpecSession) -> None:
+def test_non_atomic_batches_fail_operation_by_operation(trader: CheckedSession) -> None:
     body = run(trader, [
         create("AAPL", quantity=4),
         create("ZZZZ"),
@@ -87,7 +87,7 @@ def test_non_atomic_batches_fail_operation_by_operation(trader: SpecSession) -> 
     assert len(trader.get("/v1/orders").json()["data"]) == 2  # what failed left no order behind
 
 
-def test_sell_beyond_holdings_in_update_position_names_target_quantity(trader: SpecSession) -> None:
+def test_sell_beyond_holdings_in_update_position_names_target_quantity(trader: CheckedSession) -> None:
     trader.post("/v1/orders", json={"symbol": "KO", "type": "MARKET", "side": "BUY", "quantity": 5})
     trader.post("/v1/orders", json={"symbol": "KO", "type": "LIMIT", "side": "SELL", "quantity": 5, "price": 10_000})
     body = run(trader, [update("KO", 0)])
@@ -95,7 +95,7 @@ def test_sell_beyond_holdings_in_update_position_names_target_quantity(trader: S
     assert body["results"][0]["error"]["field"] == "operations.0.data.target_quantity"
 
 
-def test_an_atomic_batch_that_fails_changes_nothing(trader: SpecSession) -> None:
+def test_an_atomic_batch_that_fails_changes_nothing(trader: CheckedSession) -> None:
     trader.post("/v1/orders", json={"symbol": "KO", "type": "MARKET", "side": "BUY", "quantity": 10})
     resting = trader.post("/v1/orders", json={"symbol": "MSFT", "type": "LIMIT", "side": "BUY", "quantity": 3,
                                               "price": 2.00}).json()
@@ -115,7 +115,7 @@ def test_an_atomic_batch_that_fails_changes_nothing(trader: SpecSession) -> None
     assert trader.get(f"/v1/orders/{resting['id']}").json()["status"] == "OPEN"
 
 
-def test_an_atomic_batch_that_succeeds_applies_everything(trader: SpecSession) -> None:
+def test_an_atomic_batch_that_succeeds_applies_everything(trader: CheckedSession) -> None:
     start = Decimal(str(trader.get("/v1/account").json()["cash"]))
     body = run(trader, [create("AAPL", quantity=3), create("MSFT", quantity=2), update("AAPL", 1)], atomic=True)
     assert (body["succeeded"], body["failed"]) == (3, 0)
@@ -128,7 +128,7 @@ def test_an_atomic_batch_that_succeeds_applies_everything(trader: SpecSession) -
     assert positions == {"AAPL": 1, "MSFT": 2}
 
 
-def test_batch_size_and_shape_limits(trader: SpecSession) -> None:
+def test_batch_size_and_shape_limits(trader: CheckedSession) -> None:
     hundred = run(trader, [create("AAPL")] * 100)
     assert hundred["succeeded"] == 100
     over = trader.post("/v1/batch", json={"operations": [create("AAPL")] * 101})

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from tests.conftest import mint
-from tests.support.live import SpecSession
+from tests.support.live import CheckedSession
 
 REDIRECT = "http://127.0.0.1:5000/my-app/callback"
 MY_APP = {"client_id": "my-app", "client_secret": "my-app-secret", "redirect_uris": [REDIRECT],
@@ -22,7 +22,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_an_account_created_with_cash_is_the_subjects_account(http: SpecSession) -> None:
+def test_an_account_created_with_cash_is_the_subjects_account(http: CheckedSession) -> None:
     created = http.post("/_mock/accounts", json={"subject": "alice", "cash": 2500.5})
     assert created.status_code == 201, created.text
     assert created.json()["id"] == "acc_alice" and created.json()["cash"] == 2500.5
@@ -35,7 +35,7 @@ def test_an_account_created_with_cash_is_the_subjects_account(http: SpecSession)
     assert [entry["id"] for entry in listed] == ["acc_alice"]
 
 
-def test_creating_an_existing_account_with_cash_resets_it(http: SpecSession) -> None:
+def test_creating_an_existing_account_with_cash_resets_it(http: CheckedSession) -> None:
     token = mint(http, "bob")
     order = {"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 1}
     assert http.post("/v1/orders", json=order, headers=bearer(token)).status_code == 201
@@ -47,19 +47,19 @@ def test_creating_an_existing_account_with_cash_resets_it(http: SpecSession) -> 
     assert http.get("/v1/positions", headers=bearer(token)).json()["data"] == []
 
 
-def test_account_requests_are_validated(http: SpecSession) -> None:
+def test_account_requests_are_validated(http: CheckedSession) -> None:
     for body, field in (({"subject": "x y"}, "subject"), ({"subject": "carol", "cash": -1}, "cash"), ({}, "subject")):
         refused = http.post("/_mock/accounts", json=body)
         assert refused.status_code == 400 and refused.json()["error"]["field"] == field, refused.text
 
 
-def _authorize(http: SpecSession, redirect_uri: str, challenge: str, scope: str = "trading:read"):
+def _authorize(http: CheckedSession, redirect_uri: str, challenge: str, scope: str = "trading:read"):
     return http.get("/authorize", params={"client_id": "my-app", "redirect_uri": redirect_uri, "response_type": "code",
                                           "scope": scope, "state": "s1", "login_hint": "dana",
                                           "code_challenge": challenge, "code_challenge_method": "S256"})
 
 
-def test_a_registered_client_completes_the_code_flow_with_its_exact_redirect_uri(http: SpecSession) -> None:
+def test_a_registered_client_completes_the_code_flow_with_its_exact_redirect_uri(http: CheckedSession) -> None:
     registered = http.post("/_mock/clients", json=MY_APP)
     assert registered.status_code == 201 and registered.json() == MY_APP
 
@@ -88,7 +88,7 @@ def test_a_registered_client_completes_the_code_flow_with_its_exact_redirect_uri
     assert wrong_secret.status_code == 401
 
 
-def test_a_registered_client_is_refused_any_other_redirect_uri(http: SpecSession) -> None:
+def test_a_registered_client_is_refused_any_other_redirect_uri(http: CheckedSession) -> None:
     assert http.post("/_mock/clients", json=MY_APP).status_code == 201
     challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
     for other in (REDIRECT + "/x", REDIRECT + "?next=evil", "http://127.0.0.1:5001/my-app/callback",
@@ -98,7 +98,7 @@ def test_a_registered_client_is_refused_any_other_redirect_uri(http: SpecSession
         assert refused.headers["Content-Type"].startswith("text/html")
 
 
-def test_client_registration_is_validated(http: SpecSession) -> None:
+def test_client_registration_is_validated(http: CheckedSession) -> None:
     for body, field in (({**MY_APP, "redirect_uris": []}, "redirect_uris"),
                         ({**MY_APP, "redirect_uris": ["http://127.0.0.1/cb#frag"]}, "redirect_uris.0"),
                         ({**MY_APP, "scopes": ["admin"]}, "scopes.0")):
@@ -106,14 +106,14 @@ def test_client_registration_is_validated(http: SpecSession) -> None:
         assert refused.status_code == 400 and refused.json()["error"]["field"] == field, refused.text
 
 
-def quote_after_reseed(http: SpecSession, seed: int) -> dict[str, object]:
+def quote_after_reseed(http: CheckedSession, seed: int) -> dict[str, object]:
     state = http.post("/_mock/seed", json={"seed": seed})
     assert state.status_code == 200, state.text
     assert state.json()["seed"] == seed
     return http.get("/v1/market/quotes/AAPL", headers=bearer(mint(http))).json()
 
 
-def test_reseeding_changes_quotes_deterministically_at_a_frozen_instant(http: SpecSession, app: Flask) -> None:
+def test_reseeding_changes_quotes_deterministically_at_a_frozen_instant(http: CheckedSession, app: Flask) -> None:
     http.post("/_mock/clock", json={"action": "freeze"})
     http.post("/_mock/clock", json={"action": "set", "to": "2026-11-25T15:30:00Z"})
     first = quote_after_reseed(http, 11)
@@ -127,7 +127,7 @@ def test_reseeding_changes_quotes_deterministically_at_a_frozen_instant(http: Sp
     assert clock == {"now": "2026-11-25T15:30:00.000Z", "frozen": True}
 
 
-def test_reseeding_starts_state_over(http: SpecSession, trader: SpecSession) -> None:
+def test_reseeding_starts_state_over(http: CheckedSession, trader: CheckedSession) -> None:
     assert trader.post("/v1/orders", json={"symbol": "AAPL", "type": "MARKET", "side": "BUY",
                                            "quantity": 1}).status_code == 201
     http.post("/_mock/faults", json={"operation": "getAccount", "latency_ms": 1})
@@ -138,7 +138,7 @@ def test_reseeding_starts_state_over(http: SpecSession, trader: SpecSession) -> 
     assert trader.get("/v1/account").status_code == 401
 
 
-def test_state_summarises_the_emulator(http: SpecSession, trader: SpecSession) -> None:
+def test_state_summarises_the_emulator(http: CheckedSession, trader: CheckedSession) -> None:
     trader.post("/v1/orders", json={"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 2})
     trader.post("/v1/orders", json={"symbol": "MSFT", "type": "LIMIT", "side": "BUY", "quantity": 1, "price": 1.0})
     http.post("/_mock/accounts", json={"subject": "erin", "cash": 5})
@@ -151,7 +151,7 @@ def test_state_summarises_the_emulator(http: SpecSession, trader: SpecSession) -
     assert state["faults"] == 0 and state["journal_capacity"] == 500 and state["journal_size"] >= 5
 
 
-def test_resetting_an_account_forgets_its_idempotency_keys(http: SpecSession, trader: SpecSession) -> None:
+def test_resetting_an_account_forgets_its_idempotency_keys(http: CheckedSession, trader: CheckedSession) -> None:
     order = {"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 1}
     key = {"Idempotency-Key": "same-key"}
     first = trader.post("/v1/orders", json=order, headers=key).json()["id"]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.live import SpecSession
+from tests.support.live import CheckedSession
 
 CHROMIUM = Path(os.environ.get("TRADEFENCE_CHROMIUM", "/usr/bin/chromium"))
 # As root on a closed network: no sandbox (needs user namespaces), no GPU, no calls home.
@@ -24,14 +24,14 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 POLL = {"X-Tradefence-Dashboard": "poll"}
 
 
-def place(trader: SpecSession, **order: Any) -> dict[str, Any]:
+def place(trader: CheckedSession, **order: Any) -> dict[str, Any]:
     body = {"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 10, **order}
     response = trader.post("/v1/orders", json=body)
     assert response.status_code == 201, response.text
     return response.json()
 
 
-def journal_paths(http: SpecSession, pattern: str) -> list[str]:
+def journal_paths(http: CheckedSession, pattern: str) -> list[str]:
     response = http.get("/_mock/journal", params={"path": pattern})
     assert response.status_code == 200, response.text
     return [entry["path"] for entry in response.json()["data"]]
@@ -39,7 +39,7 @@ def journal_paths(http: SpecSession, pattern: str) -> list[str]:
 
 # -- what the page reads ------------------------------------------------------------------------------------------
 
-def test_the_page_is_one_self_contained_html_document(http: SpecSession, base_url: str) -> None:
+def test_the_page_is_one_self_contained_html_document(http: CheckedSession, base_url: str) -> None:
     page = http.get("/_mock/")
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert "<title>Tradefence Sandbox</title>" in page.text and "/market-data" in page.text
@@ -52,7 +52,7 @@ def test_the_page_is_one_self_contained_html_document(http: SpecSession, base_ur
     assert bare.status_code == 308 and bare.headers["Location"].endswith("/_mock/")
 
 
-def test_any_accounts_orders_and_positions_without_its_token(http: SpecSession, trader: SpecSession) -> None:
+def test_any_accounts_orders_and_positions_without_its_token(http: CheckedSession, trader: CheckedSession) -> None:
     filled = place(trader)
     resting = place(trader, symbol="MSFT", type="LIMIT", quantity=5, price=1.00)
 
@@ -68,7 +68,7 @@ def test_any_accounts_orders_and_positions_without_its_token(http: SpecSession, 
     assert [(p["symbol"], p["quantity"]) for p in positions.json()["data"]] == [("AAPL", 10)]
 
 
-def test_reading_an_unknown_account_is_404_and_opens_nothing(http: SpecSession) -> None:
+def test_reading_an_unknown_account_is_404_and_opens_nothing(http: CheckedSession) -> None:
     for path in ("/_mock/accounts/acc_nobody/orders", "/_mock/accounts/acc_nobody/positions"):
         missing = http.get(path)
         assert missing.status_code == 404 and missing.json()["error"]["code"] == 4004, missing.text
@@ -76,7 +76,7 @@ def test_reading_an_unknown_account_is_404_and_opens_nothing(http: SpecSession) 
     assert "acc_nobody" not in [account["id"] for account in http.get("/_mock/accounts").json()["data"]]
 
 
-def test_watching_does_not_fill_the_journal(http: SpecSession) -> None:
+def test_watching_does_not_fill_the_journal(http: CheckedSession) -> None:
     http.get("/_mock/")
     http.get("/_mock/state", headers=POLL)
     http.get("/_mock/accounts", headers=POLL)
@@ -114,7 +114,7 @@ def browser_page(tmp_path: Path):
             context.close()
 
 
-def test_the_dashboard_shows_accounts_orders_and_live_ticks(http: SpecSession, trader: SpecSession, base_url: str,
+def test_the_dashboard_shows_accounts_orders_and_live_ticks(http: CheckedSession, trader: CheckedSession, base_url: str,
                                                           browser_page, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from mock_server.app import create_app
 from mock_server.config import Config
-from tests.support.live import SpecSession, serve
+from tests.support.live import CheckedSession, serve, spec_session
 
 START = "2026-11-25T15:00:00Z"
 
@@ -20,8 +20,8 @@ def scenario(seed: int) -> list[tuple[str, int, Any]]:
     app = create_app(Config(seed=seed, validate_responses=True, rate_limit_capacity=1000,
                             rate_limit_per_second=1000.0))
     transcript: list[tuple[str, int, Any]] = []
-    with serve(app) as url, SpecSession(url, app) as http, SpecSession(url, app) as trader:
-        def call(session: SpecSession, method: str, path: str, body: Any = None, **params: Any) -> Any:
+    with serve(app) as url, spec_session(url, app) as http, spec_session(url, app) as trader:
+        def call(session: CheckedSession, method: str, path: str, body: Any = None, **params: Any) -> Any:
             response = session.request(method, path, json=body, params=params or None)
             transcript.append((f"{method} {path}", response.status_code, response.json()))
             return response.json()

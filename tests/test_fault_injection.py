@@ -1,6 +1,6 @@
 """Injected faults over real HTTP: latency, forced errors, 5xx, dropped connections, counts, seeded probability.
 
-Every forced answer still goes through SpecSession, so each is checked against the operation's documented
+Every forced answer still goes through CheckedSession, so each is checked against the operation's documented
 responses; the dropped connection uses plain requests, since there is no response to check.
 """
 
@@ -13,18 +13,18 @@ import pytest
 import requests
 
 from tests.conftest import mint
-from tests.support.live import SpecSession
+from tests.support.live import CheckedSession
 
 ORDER = {"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 1}
 
 
-def add(http: SpecSession, **fault: Any) -> dict[str, Any]:
+def add(http: CheckedSession, **fault: Any) -> dict[str, Any]:
     response = http.post("/_mock/faults", json=fault)
     assert response.status_code == 201, response.text
     return response.json()
 
 
-def test_latency_is_added_to_the_named_operation_only(http: SpecSession, trader: SpecSession) -> None:
+def test_latency_is_added_to_the_named_operation_only(http: CheckedSession, trader: CheckedSession) -> None:
     fault = add(http, operation="getAccount", latency_ms=400)
     assert fault["latency_ms"] == 400 and fault["remaining"] is None and fault["id"].startswith("flt_")
     started = time.monotonic()
@@ -36,8 +36,8 @@ def test_latency_is_added_to_the_named_operation_only(http: SpecSession, trader:
     assert 0.4 <= slow < 5 and fast < slow
 
 
-def test_a_forced_2001_has_retry_after_and_rate_limit_headers_then_expires(http: SpecSession,
-                                                                          trader: SpecSession) -> None:
+def test_a_forced_2001_has_retry_after_and_rate_limit_headers_then_expires(http: CheckedSession,
+                                                                          trader: CheckedSession) -> None:
     add(http, operation="createOrder", error_code=2001, retry_after=2, count=1)
     refused = trader.post("/v1/orders", json=ORDER)
     assert refused.status_code == 429
@@ -50,14 +50,14 @@ def test_a_forced_2001_has_retry_after_and_rate_limit_headers_then_expires(http:
     assert trader.post("/v1/orders", json=ORDER).status_code == 201
 
 
-def test_count_applies_n_times(http: SpecSession, trader: SpecSession) -> None:
+def test_count_applies_n_times(http: CheckedSession, trader: CheckedSession) -> None:
     fault = add(http, operation="getMarketClock", status=500, count=3)
     statuses = [trader.get("/v1/market/clock").status_code for _ in range(5)]
     assert statuses == [500, 500, 500, 200, 200]
     assert http.delete(f"/_mock/faults/{fault['id']}").status_code == 404
 
 
-def test_503_and_502_come_in_the_error_envelope(http: SpecSession, trader: SpecSession) -> None:
+def test_503_and_502_come_in_the_error_envelope(http: CheckedSession, trader: CheckedSession) -> None:
     add(http, path=r"^/v1/account$", status=503, retry_after=5, count=1)
     unavailable = trader.get("/v1/account")
     assert unavailable.status_code == 503 and unavailable.json()["error"]["code"] == 5003
@@ -72,20 +72,20 @@ def test_503_and_502_come_in_the_error_envelope(http: SpecSession, trader: SpecS
     assert trader.get("/v1/account").status_code == 200
 
 
-def test_faults_act_before_authentication(http: SpecSession) -> None:
+def test_faults_act_before_authentication(http: CheckedSession) -> None:
     add(http, operation="getAccount", status=503, count=1)
     assert http.get("/v1/account").status_code == 503  # no token at all: the gateway failed first
     assert http.get("/v1/account").status_code == 401
 
 
-def test_forced_1001_carries_the_bearer_challenge(http: SpecSession, trader: SpecSession) -> None:
+def test_forced_1001_carries_the_bearer_challenge(http: CheckedSession, trader: CheckedSession) -> None:
     add(http, operation="listPositions", error_code=1001, message="The access token expired", count=1)
     refused = trader.get("/v1/positions")
     assert refused.status_code == 401 and refused.json()["error"]["code"] == 1001
     assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
 
 
-def test_the_oauth_endpoints_take_faults_too(http: SpecSession) -> None:
+def test_the_oauth_endpoints_take_faults_too(http: CheckedSession) -> None:
     add(http, operation="token", status=503, count=1)
     add(http, operation="authorize", latency_ms=200, count=1)
     response = http.post("/token", data={"grant_type": "refresh_token", "refresh_token": "rt_x",
@@ -97,7 +97,7 @@ def test_the_oauth_endpoints_take_faults_too(http: SpecSession) -> None:
     assert redirected.status_code == 302 and time.monotonic() - started >= 0.2
 
 
-def test_a_dropped_connection_is_a_quick_connection_error(http: SpecSession, trader: SpecSession,
+def test_a_dropped_connection_is_a_quick_connection_error(http: CheckedSession, trader: CheckedSession,
                                                           base_url: str) -> None:
     add(http, operation="getAccount", drop_connection=True, count=1)
     started = time.monotonic()
@@ -108,7 +108,7 @@ def test_a_dropped_connection_is_a_quick_connection_error(http: SpecSession, tra
     assert trader.get("/v1/account").status_code == 200  # the server is fine, and the fault is used up
 
 
-def test_a_dropped_post_with_a_body_is_a_connection_error_too(http: SpecSession, trader: SpecSession,
+def test_a_dropped_post_with_a_body_is_a_connection_error_too(http: CheckedSession, trader: CheckedSession,
                                                               base_url: str) -> None:
     add(http, operation="createOrder", drop_connection=True, count=1)
     with pytest.raises(requests.ConnectionError):
@@ -118,7 +118,7 @@ def test_a_dropped_post_with_a_body_is_a_connection_error_too(http: SpecSession,
     assert trader.get("/v1/orders").json()["data"] == []
 
 
-def pattern(http: SpecSession, seed: int) -> list[int]:
+def pattern(http: CheckedSession, seed: int) -> list[int]:
     assert http.post("/_mock/seed", json={"seed": seed}).status_code == 200
     token = mint(http)
     add(http, operation="getMarketClock", status=500, probability=0.5)
@@ -126,14 +126,14 @@ def pattern(http: SpecSession, seed: int) -> list[int]:
             for _ in range(24)]
 
 
-def test_probability_is_drawn_from_the_seed_and_repeats(http: SpecSession) -> None:
+def test_probability_is_drawn_from_the_seed_and_repeats(http: CheckedSession) -> None:
     first = pattern(http, 7)
     assert set(first) == {200, 500}
     assert pattern(http, 7) == first
     assert pattern(http, 9) != first
 
 
-def test_faults_never_touch_the_control_plane(http: SpecSession) -> None:
+def test_faults_never_touch_the_control_plane(http: CheckedSession) -> None:
     add(http, status=503)
     add(http, latency_ms=2000, path="^/_mock")
     started = time.monotonic()
@@ -142,8 +142,8 @@ def test_faults_never_touch_the_control_plane(http: SpecSession) -> None:
     assert time.monotonic() - started < 2
 
 
-def test_a_global_fault_skips_operations_that_do_not_document_its_status(http: SpecSession,
-                                                                        trader: SpecSession) -> None:
+def test_a_global_fault_skips_operations_that_do_not_document_its_status(http: CheckedSession,
+                                                                        trader: CheckedSession) -> None:
     add(http, error_code=1002)  # 422: createOrder documents it, getAccount does not
     assert trader.get("/v1/account").status_code == 200
     refused = trader.post("/v1/orders", json=ORDER)
@@ -163,14 +163,14 @@ def test_a_global_fault_skips_operations_that_do_not_document_its_status(http: S
     ({"latency_ms": 1, "probability": 1.5}, "probability"),
     ({"stream_disconnect_after": 3, "operation": "getAccount"}, "operation"),
 ])
-def test_faults_that_could_not_apply_are_refused_naming_the_field(http: SpecSession, fault: dict[str, Any],
+def test_faults_that_could_not_apply_are_refused_naming_the_field(http: CheckedSession, fault: dict[str, Any],
                                                                    field: str) -> None:
     refused = http.post("/_mock/faults", json=fault)
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"]["field"] == field
 
 
-def test_list_delete_and_clear(http: SpecSession) -> None:
+def test_list_delete_and_clear(http: CheckedSession) -> None:
     first = add(http, operation="getAccount", latency_ms=1)
     second = add(http, stream_disconnect_after=5, count=2)
     third = add(http, path="^/v1/orders", error_code=2001, probability=0.25)
@@ -184,14 +184,14 @@ def test_list_delete_and_clear(http: SpecSession) -> None:
     assert http.get("/_mock/state").json()["faults"] == 0
 
 
-def test_the_stream_fault_is_exposed_to_the_stream_per_connection(http: SpecSession, app) -> None:
+def test_the_stream_fault_is_exposed_to_the_stream_per_connection(http: CheckedSession, app) -> None:
     add(http, stream_disconnect_after=4, count=1)
     faults = app.extensions["tradefence"].faults
     assert faults.stream_disconnect_after() == 4
     assert faults.stream_disconnect_after() is None
 
 
-def test_a_reset_clears_the_faults(http: SpecSession) -> None:
+def test_a_reset_clears_the_faults(http: CheckedSession) -> None:
     add(http, latency_ms=1)
     http.post("/_mock/reset")
     assert http.get("/_mock/faults").json()["data"] == []

@@ -4,49 +4,49 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.live import SpecSession
+from tests.support.live import CheckedSession
 from tests.support.stream import wait_for
 
 ORDER = {"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 1}
 
 
-def test_malformed_json_is_400_4001(trader: SpecSession) -> None:
+def test_malformed_json_is_400_4001(trader: CheckedSession) -> None:
     response = trader.post("/v1/orders", data=b'{"symbol": "AAPL",', headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == 4001
 
 
-def test_nan_is_not_json(trader: SpecSession) -> None:
+def test_nan_is_not_json(trader: CheckedSession) -> None:
     response = trader.post("/v1/orders", data=b'{"symbol":"AAPL","type":"MARKET","side":"BUY","quantity":NaN}',
                            headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["code"] == 4001
 
 
-def test_wrong_content_type_is_415(trader: SpecSession) -> None:
+def test_wrong_content_type_is_415(trader: CheckedSession) -> None:
     response = trader.post("/v1/orders", data="symbol=AAPL", headers={"Content-Type": "text/plain"})
     assert response.status_code == 415
     assert response.json()["error"]["code"] == 4015
 
 
-def test_missing_body_is_400_naming_the_body(trader: SpecSession) -> None:
+def test_missing_body_is_400_naming_the_body(trader: CheckedSession) -> None:
     response = trader.post("/v1/orders")
     assert response.status_code == 400 and response.json()["error"]["field"] == "body"
 
 
-def test_unknown_route_is_404_envelope(trader: SpecSession) -> None:
+def test_unknown_route_is_404_envelope(trader: CheckedSession) -> None:
     response = trader.get("/v1/nothing-here")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == 4004
 
 
-def test_wrong_method_is_405_with_allow(trader: SpecSession) -> None:
+def test_wrong_method_is_405_with_allow(trader: CheckedSession) -> None:
     response = trader.put("/v1/orders", json=ORDER)
     assert response.status_code == 405
     assert response.json()["error"]["code"] == 4005
     assert "POST" in response.headers["Allow"]
 
 
-def test_body_over_one_mebibyte_is_413(trader: SpecSession) -> None:
+def test_body_over_one_mebibyte_is_413(trader: CheckedSession) -> None:
     response = trader.post("/v1/orders", data=b"{" + b" " * (1024 * 1024 + 10) + b"}",
                            headers={"Content-Type": "application/json"})
     assert response.status_code == 413
@@ -64,7 +64,7 @@ def test_body_over_one_mebibyte_is_413(trader: SpecSession) -> None:
     ({**ORDER, "client_order_id": "has space"}, "client_order_id"),
     ([ORDER], None),
 ])
-def test_validation_errors_name_the_field(trader: SpecSession, body: object, field: str | None) -> None:
+def test_validation_errors_name_the_field(trader: CheckedSession, body: object, field: str | None) -> None:
     response = trader.post("/v1/orders", json=body)
     assert response.status_code == 400
     error = response.json()["error"]
@@ -75,26 +75,26 @@ def test_validation_errors_name_the_field(trader: SpecSession, body: object, fie
 
 
 @pytest.mark.parametrize(("query", "field"), [("limit=0", "limit"), ("limit=abc", "limit"), ("status=weird", "status")])
-def test_bad_query_parameters_are_400(trader: SpecSession, query: str, field: str) -> None:
+def test_bad_query_parameters_are_400(trader: CheckedSession, query: str, field: str) -> None:
     response = trader.get(f"/v1/orders?{query}")
     assert response.status_code == 400 and response.json()["error"]["field"] == field
 
 
-def test_every_response_has_a_request_id_and_client_ids_are_echoed(trader: SpecSession) -> None:
+def test_every_response_has_a_request_id_and_client_ids_are_echoed(trader: CheckedSession) -> None:
     response = trader.get("/v1/account", headers={"X-Request-Id": "my-trace-1"})
     assert response.headers["X-Request-Id"] == "my-trace-1"
     generated = trader.get("/v1/account").headers["X-Request-Id"]
     assert generated.startswith("req_")
 
 
-def test_batch_too_large_is_a_clear_error(trader: SpecSession) -> None:
+def test_batch_too_large_is_a_clear_error(trader: CheckedSession) -> None:
     ops = [{"action": "CANCEL_ORDER", "data": {"order_id": "ord_x"}}] * 101
     response = trader.post("/v1/batch", json={"operations": ops})
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "operations"
 
 
-def test_request_log_is_one_line_without_secrets(trader: SpecSession, caplog: pytest.LogCaptureFixture) -> None:
+def test_request_log_is_one_line_without_secrets(trader: CheckedSession, caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
     def lines() -> list[str]:

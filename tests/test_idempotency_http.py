@@ -10,20 +10,20 @@ from typing import Any
 from flask import Flask
 
 from tests.conftest import mint
-from tests.support.live import SpecSession
+from tests.support.live import CheckedSession, spec_session
 
 ORDER = {"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 3}
 
 
-def post(session: SpecSession, key: str, body: Any = ORDER, path: str = "/v1/orders") -> Any:
+def post(session: CheckedSession, key: str, body: Any = ORDER, path: str = "/v1/orders") -> Any:
     return session.post(path, json=body, headers={"Idempotency-Key": key})
 
 
-def orders(session: SpecSession) -> list[dict[str, Any]]:
+def orders(session: CheckedSession) -> list[dict[str, Any]]:
     return session.get("/v1/orders", params={"limit": 500}).json()["data"]
 
 
-def test_same_key_and_body_replays_the_first_response_and_creates_nothing(trader: SpecSession) -> None:
+def test_same_key_and_body_replays_the_first_response_and_creates_nothing(trader: CheckedSession) -> None:
     first = post(trader, "key-1")
     assert first.status_code == 201 and first.headers["Idempotent-Replayed"] == "false"
     cash = trader.get("/v1/account").json()["cash"]
@@ -41,7 +41,7 @@ def test_same_key_and_body_replays_the_first_response_and_creates_nothing(trader
     assert len(orders(trader)) == 3
 
 
-def test_same_key_with_another_body_or_endpoint_is_422_4022(trader: SpecSession) -> None:
+def test_same_key_with_another_body_or_endpoint_is_422_4022(trader: CheckedSession) -> None:
     first = post(trader, "key-1")
     for body, path in (({**ORDER, "quantity": 4}, "/v1/orders"),
                        ({"operations": [{"action": "CREATE_ORDER", "data": ORDER}]}, "/v1/batch")):
@@ -56,7 +56,7 @@ def test_same_key_with_another_body_or_endpoint_is_422_4022(trader: SpecSession)
     assert spaced.status_code == 422 and spaced.json()["error"]["code"] == 4022
 
 
-def test_refusals_replay_too_and_invalid_requests_do_not_claim_the_key(trader: SpecSession) -> None:
+def test_refusals_replay_too_and_invalid_requests_do_not_claim_the_key(trader: CheckedSession) -> None:
     nsf = {**ORDER, "client_order_id": "nsf-1"}
     refused = post(trader, "key-nsf", nsf)
     assert refused.status_code == 422 and refused.json()["error"]["code"] == 1002
@@ -74,9 +74,9 @@ def test_refusals_replay_too_and_invalid_requests_do_not_claim_the_key(trader: S
     assert len(orders(trader)) == 1
 
 
-def test_keys_belong_to_one_account(http: SpecSession, trader: SpecSession, base_url: str, app: Flask) -> None:
+def test_keys_belong_to_one_account(http: CheckedSession, trader: CheckedSession, base_url: str, app: Flask) -> None:
     mine = post(trader, "shared-key")
-    with SpecSession(base_url, app) as other:
+    with spec_session(base_url, app) as other:
         other.headers["Authorization"] = f"Bearer {mint(http, 'someone-else')}"
         theirs = post(other, "shared-key")
         assert theirs.status_code == 201 and theirs.headers["Idempotent-Replayed"] == "false"
@@ -87,7 +87,7 @@ def test_keys_belong_to_one_account(http: SpecSession, trader: SpecSession, base
     assert post(trader, "shared-key").headers["Idempotent-Replayed"] == "true"
 
 
-def test_keys_expire_after_24_hours_on_the_emulator_clock(http: SpecSession, trader: SpecSession) -> None:
+def test_keys_expire_after_24_hours_on_the_emulator_clock(http: CheckedSession, trader: CheckedSession) -> None:
     first = post(trader, "day-key")
     http.post("/_mock/clock", json={"action": "advance", "seconds": 23 * 3600})
     trader.headers["Authorization"] = f"Bearer {mint(http)}"
@@ -99,7 +99,7 @@ def test_keys_expire_after_24_hours_on_the_emulator_clock(http: SpecSession, tra
     assert again.json()["id"] != first.json()["id"]
 
 
-def test_a_key_still_in_flight_is_409_4009(trader: SpecSession, app: Flask) -> None:
+def test_a_key_still_in_flight_is_409_4009(trader: CheckedSession, app: Flask) -> None:
     """Hold the key as a first request that has not finished would (the store's own protocol), then retry."""
     store = app.extensions["tradefence"].idempotency
     body = json.dumps(ORDER).encode()
@@ -126,7 +126,7 @@ def race(base_url: str, app: Flask, token: str, key: str, threads: int) -> list[
 
     def retry() -> None:
         try:
-            with SpecSession(base_url, app) as session:
+            with spec_session(base_url, app) as session:
                 session.headers["Authorization"] = token
                 barrier.wait()
                 response = post(session, key)
@@ -144,7 +144,7 @@ def race(base_url: str, app: Flask, token: str, key: str, threads: int) -> list[
     return answers
 
 
-def test_concurrent_requests_with_one_key_create_one_order(trader: SpecSession, base_url: str, app: Flask) -> None:
+def test_concurrent_requests_with_one_key_create_one_order(trader: CheckedSession, base_url: str, app: Flask) -> None:
     threads = 12
     for round_ in range(3):
         answers = race(base_url, app, trader.headers["Authorization"], f"race-{round_}", threads)
@@ -157,7 +157,7 @@ def test_concurrent_requests_with_one_key_create_one_order(trader: SpecSession, 
     assert len(orders(trader)) == 3
 
 
-def test_batch_honours_the_key(trader: SpecSession) -> None:
+def test_batch_honours_the_key(trader: CheckedSession) -> None:
     batch = {"operations": [{"action": "CREATE_ORDER", "data": ORDER},
                             {"action": "CREATE_ORDER", "data": {**ORDER, "symbol": "MSFT"}}]}
     first = post(trader, "batch-key", batch, "/v1/batch")

@@ -12,13 +12,13 @@ import pytest
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from tests.support.live import SpecSession
+from tests.support.live import CheckedSession
 
 REDIRECT = "http://127.0.0.1:5000/callback"
 CLIENT = {"client_id": "sandbox-client", "client_secret": "sandbox-secret"}
 
 
-def authorize(http: SpecSession, **params: str) -> dict[str, list[str]]:
+def authorize(http: CheckedSession, **params: str) -> dict[str, list[str]]:
     query = {"client_id": "sandbox-client", "redirect_uri": REDIRECT, "response_type": "code",
              "scope": "trading:read trading:write", "state": "xyz", **params}
     response = http.get("/authorize", params={k: v for k, v in query.items() if v is not None})
@@ -34,12 +34,12 @@ def pkce() -> tuple[str, str]:
     return verifier, challenge
 
 
-def exchange(http: SpecSession, code: str, **extra: str) -> object:
+def exchange(http: CheckedSession, code: str, **extra: str) -> object:
     return http.post("/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
                                      **CLIENT, **extra})
 
 
-def test_authlib_code_flow_with_pkce_refresh_and_rotation_reuse(base_url: str, http: SpecSession) -> None:
+def test_authlib_code_flow_with_pkce_refresh_and_rotation_reuse(base_url: str, http: CheckedSession) -> None:
     verifier = secrets.token_urlsafe(48)
     client = OAuth2Session("sandbox-client", "sandbox-secret", scope="trading:read trading:write",
                            redirect_uri=REDIRECT, code_challenge_method="S256")
@@ -56,7 +56,7 @@ def test_authlib_code_flow_with_pkce_refresh_and_rotation_reuse(base_url: str, h
     assert jwt.get_unverified_header(token["access_token"])["typ"] == "at+jwt"
 
     account = client.get(base_url + "/v1/account")
-    http.check("GET", account)
+    http.check(account)
     assert account.status_code == 200 and account.json()["id"] == "acc_sandbox-user"
 
     first_refresh = token["refresh_token"]
@@ -75,7 +75,7 @@ def test_authlib_code_flow_with_pkce_refresh_and_rotation_reuse(base_url: str, h
     assert dead.status_code == 400 and dead.json()["error"] == "invalid_grant"
 
 
-def test_client_secret_basic_is_accepted(http: SpecSession) -> None:
+def test_client_secret_basic_is_accepted(http: CheckedSession) -> None:
     code = authorize(http)["code"][0]
     response = http.post("/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT},
                          auth=("sandbox-client", "sandbox-secret"))
@@ -83,7 +83,7 @@ def test_client_secret_basic_is_accepted(http: SpecSession) -> None:
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_state_is_echoed_and_login_hint_picks_the_account(http: SpecSession) -> None:
+def test_state_is_echoed_and_login_hint_picks_the_account(http: CheckedSession) -> None:
     query = authorize(http, state="opaque-123", login_hint="alice")
     assert query["state"] == ["opaque-123"]
     token = exchange(http, query["code"][0]).json()["access_token"]
@@ -91,7 +91,7 @@ def test_state_is_echoed_and_login_hint_picks_the_account(http: SpecSession) -> 
     assert account.json()["id"] == "acc_alice"
 
 
-def test_code_is_single_use_and_reuse_revokes_its_tokens(http: SpecSession) -> None:
+def test_code_is_single_use_and_reuse_revokes_its_tokens(http: CheckedSession) -> None:
     code = authorize(http)["code"][0]
     first = exchange(http, code)
     assert first.status_code == 200
@@ -101,7 +101,7 @@ def test_code_is_single_use_and_reuse_revokes_its_tokens(http: SpecSession) -> N
     assert revoked.status_code == 401
 
 
-def test_code_expires_after_ten_minutes(http: SpecSession) -> None:
+def test_code_expires_after_ten_minutes(http: CheckedSession) -> None:
     http.post("/_mock/clock", json={"action": "freeze"})
     code = authorize(http)["code"][0]
     http.post("/_mock/clock", json={"action": "advance", "seconds": 601})
@@ -109,7 +109,7 @@ def test_code_expires_after_ten_minutes(http: SpecSession) -> None:
     assert response.status_code == 400 and "expired" in response.json()["error_description"]
 
 
-def test_code_is_bound_to_redirect_uri_and_pkce_verifier(http: SpecSession) -> None:
+def test_code_is_bound_to_redirect_uri_and_pkce_verifier(http: CheckedSession) -> None:
     verifier, challenge = pkce()
     code = authorize(http, code_challenge=challenge, code_challenge_method="S256")["code"][0]
     wrong = exchange(http, code, code_verifier=pkce()[0])
@@ -134,7 +134,7 @@ def test_code_is_bound_to_redirect_uri_and_pkce_verifier(http: SpecSession) -> N
     ({"redirect_uri": None}, "redirect_uri"),
     ({"client_id": None}, "client_id"),
 ])
-def test_untrusted_client_or_redirect_shows_a_page_and_never_redirects(http: SpecSession, params: dict,
+def test_untrusted_client_or_redirect_shows_a_page_and_never_redirects(http: CheckedSession, params: dict,
                                                                       fragment: str) -> None:
     query = {"client_id": "sandbox-client", "redirect_uri": REDIRECT, "response_type": "code", **params}
     response = http.get("/authorize", params={k: v for k, v in query.items() if v is not None})
@@ -150,7 +150,7 @@ def test_untrusted_client_or_redirect_shows_a_page_and_never_redirects(http: Spe
     ({"code_challenge": "x" * 43, "code_challenge_method": "plain"}, "invalid_request"),
     ({"state": "s" * 2000}, "invalid_request"),
 ])
-def test_other_authorize_errors_redirect_with_error_and_state(http: SpecSession, params: dict, error: str) -> None:
+def test_other_authorize_errors_redirect_with_error_and_state(http: CheckedSession, params: dict, error: str) -> None:
     query = {"client_id": "sandbox-client", "redirect_uri": REDIRECT, "response_type": "code", "state": "st",
              **params}
     response = http.get("/authorize", params={k: v for k, v in query.items() if v is not None})
@@ -174,7 +174,7 @@ def test_other_authorize_errors_redirect_with_error_and_state(http: SpecSession,
     ({"grant_type": "refresh_token", **CLIENT}, None, 400, "invalid_request"),
     ({"code": "x", **CLIENT}, None, 400, "invalid_request"),
 ])
-def test_token_errors_follow_rfc6749(http: SpecSession, form: dict, auth: tuple | None, status: int,
+def test_token_errors_follow_rfc6749(http: CheckedSession, form: dict, auth: tuple | None, status: int,
                                      error: str) -> None:
     response = http.post("/token", data=form, auth=auth)
     assert response.status_code == status, response.text
@@ -182,14 +182,14 @@ def test_token_errors_follow_rfc6749(http: SpecSession, form: dict, auth: tuple 
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_wrong_basic_secret_gets_a_basic_challenge(http: SpecSession) -> None:
+def test_wrong_basic_secret_gets_a_basic_challenge(http: CheckedSession) -> None:
     response = http.post("/token", data={"grant_type": "authorization_code", "code": "x"},
                          auth=("sandbox-client", "wrong"))
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Basic")
 
 
-def test_refresh_cannot_widen_scope(http: SpecSession) -> None:
+def test_refresh_cannot_widen_scope(http: CheckedSession) -> None:
     code = authorize(http, scope="trading:read")["code"][0]
     refresh = exchange(http, code).json()["refresh_token"]
     wider = http.post("/token", data={"grant_type": "refresh_token", "refresh_token": refresh,
@@ -210,9 +210,9 @@ def consent_app(tradefence_spec_document):
 def test_consent_page_approve_issues_a_code_and_deny_redirects_access_denied(consent_app) -> None:
     import re
 
-    from tests.support.live import serve
+    from tests.support.live import serve, spec_session
 
-    with serve(consent_app) as url, SpecSession(url, consent_app) as http:
+    with serve(consent_app) as url, spec_session(url, consent_app) as http:
         query = {"client_id": "sandbox-client", "redirect_uri": REDIRECT, "response_type": "code", "state": "s1"}
         page = http.get("/authorize", params=query)
         assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")

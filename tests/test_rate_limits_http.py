@@ -14,7 +14,7 @@ from flask import Flask
 from mock_server.app import create_app
 from mock_server.config import ClientConfig, Config
 from tests.conftest import mint
-from tests.support.live import SpecSession, serve
+from tests.support.live import CheckedSession, serve, spec_session
 
 CAPACITY = 5
 ORDER = {"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 1}
@@ -31,7 +31,7 @@ def rate(response: Any) -> tuple[int, int, int]:
     return tuple(int(response.headers[name]) for name in RATE_HEADERS)  # type: ignore[return-value]
 
 
-def burst(session: SpecSession) -> list[Any]:
+def burst(session: CheckedSession) -> list[Any]:
     """Requests as fast as one client can send them until three are refused (bounded, for a very slow host)."""
     responses: list[Any] = []
     while sum(r.status_code == 429 for r in responses) < 3 and len(responses) < 500:
@@ -39,7 +39,7 @@ def burst(session: SpecSession) -> list[Any]:
     return responses
 
 
-def test_a_burst_gets_429_2001_with_retry_after_and_rate_headers_on_every_response(trader: SpecSession) -> None:
+def test_a_burst_gets_429_2001_with_retry_after_and_rate_headers_on_every_response(trader: CheckedSession) -> None:
     responses = burst(trader)
     statuses = [response.status_code for response in responses]
     assert statuses[:CAPACITY] == [200] * CAPACITY  # a full bucket takes a burst of its size
@@ -58,7 +58,7 @@ def test_a_burst_gets_429_2001_with_retry_after_and_rate_headers_on_every_respon
     assert rate(responses[0])[1] == CAPACITY - 1  # the first request of the burst spent one token
 
 
-def test_rate_headers_on_every_kind_of_v1_answer(trader: SpecSession, http: SpecSession) -> None:
+def test_rate_headers_on_every_kind_of_v1_answer(trader: CheckedSession, http: CheckedSession) -> None:
     """Success, 400, 403, 404, 409 and 422 alike carry the three headers (each call waits for a token first).
 
     Only a 401 cannot: without a valid token there is no client, so no bucket to report."""
@@ -95,7 +95,7 @@ def test_rate_headers_on_every_kind_of_v1_answer(trader: SpecSession, http: Spec
         assert response.status_code == 200 and "X-RateLimit-Limit" not in response.headers
 
 
-def test_a_client_that_backs_off_exponentially_recovers(trader: SpecSession) -> None:
+def test_a_client_that_backs_off_exponentially_recovers(trader: CheckedSession) -> None:
     burst(trader)  # start from an empty bucket
     delays: list[float] = []
     created: list[str] = []
@@ -126,11 +126,11 @@ def test_a_client_that_backs_off_exponentially_recovers(trader: SpecSession) -> 
 class Slow:
     url: str
     app: Flask
-    http: SpecSession
-    trader: SpecSession
+    http: CheckedSession
+    trader: CheckedSession
 
-    def session(self, token: str) -> SpecSession:
-        session = SpecSession(self.url, self.app)
+    def session(self, token: str) -> CheckedSession:
+        session = spec_session(self.url, self.app)
         session.headers["Authorization"] = f"Bearer {token}"
         return session
 
@@ -140,7 +140,7 @@ def slow() -> Iterator[Slow]:
     """An emulator whose bucket (5) practically never refills, so token counts are exact."""
     app = create_app(Config(seed=7, validate_responses=True, rate_limit_capacity=CAPACITY,
                             rate_limit_per_second=0.001, clients=(ClientConfig("other-client", "other-secret"),)))
-    with serve(app) as url, SpecSession(url, app) as http, SpecSession(url, app) as trader:
+    with serve(app) as url, spec_session(url, app) as http, spec_session(url, app) as trader:
         trader.headers["Authorization"] = f"Bearer {mint(http)}"
         yield Slow(url, app, http, trader)
 

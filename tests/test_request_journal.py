@@ -15,19 +15,19 @@ from flask import Flask
 
 from mock_server.app import create_app
 from mock_server.config import Config
-from tests.support.live import SpecSession, serve
+from tests.support.live import CheckedSession, serve, spec_session
 
 REDIRECT = "http://127.0.0.1:5000/callback"
 ORDER = {"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 1}
 
 
-def journal(http: SpecSession, **query: Any) -> list[dict[str, Any]]:
+def journal(http: CheckedSession, **query: Any) -> list[dict[str, Any]]:
     response = http.get("/_mock/journal", params=query)
     assert response.status_code == 200, response.text
     return response.json()["data"]
 
 
-def test_the_code_flow_is_journaled_with_its_secrets_masked(http: SpecSession) -> None:
+def test_the_code_flow_is_journaled_with_its_secrets_masked(http: CheckedSession) -> None:
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     location = http.get("/authorize", params={"client_id": "sandbox-client", "redirect_uri": REDIRECT,
@@ -56,7 +56,7 @@ def test_the_code_flow_is_journaled_with_its_secrets_masked(http: SpecSession) -
         assert secret not in text
 
 
-def test_entries_carry_the_request_id_time_and_json_body(http: SpecSession, trader: SpecSession) -> None:
+def test_entries_carry_the_request_id_time_and_json_body(http: CheckedSession, trader: CheckedSession) -> None:
     http.post("/_mock/clock", json={"action": "freeze"})
     now = http.get("/_mock/clock").json()["now"]
     placed = trader.post("/v1/orders", json=ORDER, headers={"X-Request-Id": "my-request-1"})
@@ -66,7 +66,7 @@ def test_entries_carry_the_request_id_time_and_json_body(http: SpecSession, trad
     assert entry["path"] == "/v1/orders" and entry["duration_ms"] >= 0 and entry["body_truncated"] is False
 
 
-def test_filters_by_method_path_operation_and_status_newest_first(http: SpecSession, trader: SpecSession) -> None:
+def test_filters_by_method_path_operation_and_status_newest_first(http: CheckedSession, trader: CheckedSession) -> None:
     trader.post("/v1/orders", json=ORDER)
     trader.post("/v1/orders", json={**ORDER, "symbol": "ZZZZ"})
     trader.get("/v1/orders")
@@ -82,7 +82,7 @@ def test_filters_by_method_path_operation_and_status_newest_first(http: SpecSess
     assert http.get("/_mock/journal", params={"path": "("}).json()["error"]["field"] == "path"
 
 
-def test_the_journal_does_not_record_itself_and_can_be_cleared(http: SpecSession) -> None:
+def test_the_journal_does_not_record_itself_and_can_be_cleared(http: CheckedSession) -> None:
     http.get("/_mock/clock")
     journal(http)
     journal(http)
@@ -92,7 +92,7 @@ def test_the_journal_does_not_record_itself_and_can_be_cleared(http: SpecSession
     assert journal(http) == []
 
 
-def test_unknown_routes_and_dropped_connections_are_journaled(http: SpecSession, base_url: str) -> None:
+def test_unknown_routes_and_dropped_connections_are_journaled(http: CheckedSession, base_url: str) -> None:
     requests.get(f"{base_url}/v1/nowhere", timeout=5)
     http.post("/_mock/faults", json={"operation": "getMarketClock", "drop_connection": True, "count": 1})
     with pytest.raises(requests.ConnectionError):
@@ -102,7 +102,7 @@ def test_unknown_routes_and_dropped_connections_are_journaled(http: SpecSession,
     assert unknown["path"] == "/v1/nowhere" and unknown["status"] == 404 and unknown["operation"] is None
 
 
-def test_large_bodies_are_truncated(http: SpecSession, trader: SpecSession) -> None:
+def test_large_bodies_are_truncated(http: CheckedSession, trader: CheckedSession) -> None:
     holdings = [{"symbol": "AAPL", "quantity": 1}] * 4000  # ~130 KB: over 64 KiB, under the 1 MiB limit
     trader.post("/v1/ai/recommendations", json={"portfolio": holdings, "client_secret": "hidden"})
     entry = journal(http, operation="getAIRecommendations")[0]
@@ -120,7 +120,7 @@ def small_journal() -> Iterator[tuple[Flask, str]]:
 
 def test_the_journal_keeps_the_last_journal_size_requests(small_journal: tuple[Flask, str]) -> None:
     app, url = small_journal
-    with SpecSession(url, app) as http:
+    with spec_session(url, app) as http:
         for seconds in range(5):
             http.post("/_mock/clock", json={"action": "advance", "seconds": seconds})
         entries = journal(http)

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.support.face import Face, a_sandbox_serves, sandbox_face
-from tests.support.live import SpecSession
+from tests.support.live import spec_session
 from tests.support.stream import StreamClient
 
 
@@ -53,7 +53,7 @@ def test_the_control_plane_answers_404_through_the_face_and_200_behind_it(face: 
 
 
 def test_api_answers_pass_through_and_keep_alive(face: Face, token: str) -> None:
-    with SpecSession(face.url, face.app) as session:
+    with spec_session(face.url, face.app) as session:
         session.headers["Authorization"] = f"Bearer {token}"
         placed = session.post("/v1/orders", json={"symbol": "AAPL", "type": "LIMIT", "side": "BUY", "quantity": 1,
                                                   "price": 1.0})

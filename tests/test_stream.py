@@ -17,7 +17,7 @@ from mock_server.spec.document import SpecDocument
 from mock_server.web.render import timestamp
 from tests.conftest import mint
 from tests.support.console import console_script
-from tests.support.live import SpecSession
+from tests.support.live import CheckedSession, spec_session
 from tests.support.stream import RawClient, StreamClient, running, wait_for
 
 
@@ -89,7 +89,7 @@ def test_unknown_symbols_get_1004_and_the_known_ones_still_subscribe(base_url: s
 
 
 @pytest.mark.parametrize("how", ["header", "query", "message"])
-def test_each_way_of_authenticating_names_the_subject(base_url: str, app: Flask, http: SpecSession,
+def test_each_way_of_authenticating_names_the_subject(base_url: str, app: Flask, http: CheckedSession,
                                                      how: str) -> None:
     token = mint(http, subject="streamer")
     client = StreamClient(base_url, app, query=f"access_token={token}" if how == "query" else "",
@@ -129,7 +129,7 @@ def test_require_auth_refuses_anonymous_clients_with_4401() -> None:
 
 def test_a_frozen_clock_stops_the_ticks_but_not_the_heartbeats_and_advancing_publishes() -> None:
     with running(Config(seed=7, heartbeat_seconds=0.1)) as (url, app):
-        http = SpecSession(url, app)
+        http = spec_session(url, app)
         frozen = http.post("/_mock/clock", json={"action": "freeze"}).json()["now"]
         client = StreamClient(url, app)
         client.subscribe("AAPL")
@@ -150,7 +150,7 @@ def test_market_orders_fill_at_the_ask_of_a_quote_the_stream_showed() -> None:
     """Fast steps (50 ms) so some of the orders land right after a step boundary, the racy case."""
     with running(Config(seed=7, tick_seconds=0.05, rate_limit_capacity=1000)) as (url, app):
         simulator = app.extensions["tradefence"].simulator
-        trader = SpecSession(url, app)
+        trader = spec_session(url, app)
         trader.headers["Authorization"] = f"Bearer {mint(trader)}"
         client = StreamClient(url, app)
         client.subscribe("AAPL")
@@ -223,7 +223,7 @@ def test_a_message_over_the_size_cap_closes_with_1009(base_url: str, app: Flask)
     assert code == 1009
 
 
-def test_plain_http_to_the_stream_gets_the_error_envelope(http: SpecSession) -> None:
+def test_plain_http_to_the_stream_gets_the_error_envelope(http: CheckedSession) -> None:
     response = http.get("/market-data")
     assert response.status_code == 400 and response.json()["error"]["code"] == 4000
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import websocket
 
-from tests.support.live import SpecSession
+from tests.support.live import CheckedSession
 from tests.support.stream import stream_url
 
 
@@ -29,7 +29,7 @@ def read_until_cut(url: str, limit: int = 50) -> tuple[int, bool]:
     return received, False
 
 
-def test_the_connection_is_cut_after_n_messages_then_the_fault_expires(http: SpecSession, base_url: str) -> None:
+def test_the_connection_is_cut_after_n_messages_then_the_fault_expires(http: CheckedSession, base_url: str) -> None:
     fault = http.post("/_mock/faults", json={"stream_disconnect_after": 3, "count": 1})
     assert fault.status_code == 201, fault.text
     received, cut = read_until_cut(stream_url(base_url))
@@ -39,6 +39,6 @@ def test_the_connection_is_cut_after_n_messages_then_the_fault_expires(http: Spe
 
 
 @pytest.mark.parametrize("after", [0])
-def test_zero_cuts_right_after_the_handshake(http: SpecSession, base_url: str, after: int) -> None:
+def test_zero_cuts_right_after_the_handshake(http: CheckedSession, base_url: str, after: int) -> None:
     http.post("/_mock/faults", json={"stream_disconnect_after": after, "count": 1})
     assert read_until_cut(stream_url(base_url)) == (0, True)

@@ -1,7 +1,7 @@
 """The trading API over real HTTP with real tokens: every operation, every documented refusal, the order
 lifecycle, positions and the account to the cent, listing, and many clients at once.
 
-Every response goes through SpecSession, so each one is also checked against openapi.yaml. Tests that depend on
+Every response goes through CheckedSession, so each one is also checked against openapi.yaml. Tests that depend on
 prices pin the clock at one instant first: the seeded market then gives the same path on every run.
 """
 
@@ -18,7 +18,7 @@ from flask import Flask
 
 from mock_server.config import Config
 from tests.conftest import mint
-from tests.support.live import SpecSession
+from tests.support.live import CheckedSession, spec_session
 
 START = "2026-11-25T15:00:00Z"  # a Wednesday, 10:00 in New York: open in every market mode but `closed`
 STARTING_CASH = Decimal("100000.00")
@@ -31,15 +31,15 @@ def config() -> Config:
 
 
 @pytest.fixture
-def trader(base_url: str, app: Flask, http: SpecSession) -> Iterator[SpecSession]:
+def trader(base_url: str, app: Flask, http: CheckedSession) -> Iterator[CheckedSession]:
     """The conftest's trader, but with the clock pinned at START first (tokens expire on the emulator's clock)."""
     pin_clock(http)
-    with SpecSession(base_url, app) as session:
+    with spec_session(base_url, app) as session:
         session.headers["Authorization"] = f"Bearer {mint(http)}"
         yield session
 
 
-def login(http: SpecSession, session: SpecSession, subject: str = "trader") -> None:
+def login(http: CheckedSession, session: CheckedSession, subject: str = "trader") -> None:
     """A fresh token, after moving the clock further than a token lives."""
     session.headers["Authorization"] = f"Bearer {mint(http, subject)}"
 
@@ -49,21 +49,21 @@ def D(value: Any) -> Decimal:
     return Decimal(str(value))
 
 
-def pin_clock(http: SpecSession, to: str = START) -> None:
+def pin_clock(http: CheckedSession, to: str = START) -> None:
     assert http.post("/_mock/clock", json={"action": "freeze"}).status_code == 200
     assert http.post("/_mock/clock", json={"action": "set", "to": to}).json()["frozen"] is True
 
 
-def advance(http: SpecSession, seconds: float) -> None:
+def advance(http: CheckedSession, seconds: float) -> None:
     assert http.post("/_mock/clock", json={"action": "advance", "seconds": seconds}).status_code == 200
 
 
-def order(session: SpecSession, **fields: Any) -> Any:
+def order(session: CheckedSession, **fields: Any) -> Any:
     body = {"type": "MARKET", "side": "BUY", "quantity": 1, **fields}
     return session.post("/v1/orders", json=body)
 
 
-def placed(session: SpecSession, **fields: Any) -> dict[str, Any]:
+def placed(session: CheckedSession, **fields: Any) -> dict[str, Any]:
     response = order(session, **fields)
     assert response.status_code == 201, response.text
     assert response.headers["Location"] == f"/v1/orders/{response.json()['id']}"
@@ -78,19 +78,19 @@ def error_of(response: Any, status: int, code: int) -> dict[str, Any]:
     return error
 
 
-def quote(session: SpecSession, symbol: str) -> dict[str, Any]:
+def quote(session: CheckedSession, symbol: str) -> dict[str, Any]:
     response = session.get(f"/v1/market/quotes/{symbol}")
     assert response.status_code == 200
     return response.json()
 
 
-def account(session: SpecSession) -> dict[str, Any]:
+def account(session: CheckedSession) -> dict[str, Any]:
     response = session.get("/v1/account")
     assert response.status_code == 200
     return response.json()
 
 
-def all_orders(session: SpecSession, page_size: int = 50, **filters: Any) -> list[dict[str, Any]]:
+def all_orders(session: CheckedSession, page_size: int = 50, **filters: Any) -> list[dict[str, Any]]:
     """Walk every page, checking the cursor contract on the way."""
     seen: list[dict[str, Any]] = []
     cursor = None
@@ -121,7 +121,7 @@ def cash_flows(orders: list[dict[str, Any]]) -> tuple[Decimal, Decimal]:
 
 # -- every operation ----------------------------------------------------------------------------------------------
 
-def test_every_operation_answers_per_spec(http: SpecSession, trader: SpecSession) -> None:
+def test_every_operation_answers_per_spec(http: CheckedSession, trader: CheckedSession) -> None:
     clock = trader.get("/v1/market/clock").json()
     assert clock == {"timestamp": "2026-11-25T15:00:00.000Z", "is_open": True, "mode": "open",
                      "next_open": None, "next_close": None}
@@ -157,8 +157,8 @@ def test_every_operation_answers_per_spec(http: SpecSession, trader: SpecSession
     assert trader.checked >= 15  # every answer above was checked against the spec
 
 
-def test_a_read_only_token_reads_but_cannot_write(http: SpecSession, base_url: str, app: Flask) -> None:
-    with SpecSession(base_url, app) as reader:
+def test_a_read_only_token_reads_but_cannot_write(http: CheckedSession, base_url: str, app: Flask) -> None:
+    with spec_session(base_url, app) as reader:
         reader.headers["Authorization"] = f"Bearer {mint(http, 'reader', 'trading:read')}"
         assert reader.get("/v1/account").status_code == 200
         assert reader.get("/v1/orders").status_code == 200
@@ -187,7 +187,7 @@ V1_CALLS = [
 ]
 
 
-def test_1001_bad_or_missing_token_on_every_operation(http: SpecSession) -> None:
+def test_1001_bad_or_missing_token_on_every_operation(http: CheckedSession) -> None:
     expired = http.post("/_mock/tokens", json={"subject": "trader", "expires_in": 1}).json()["access_token"]
     http.post("/_mock/clock", json={"action": "advance", "seconds": 2})
     for authorization in ("Bearer not-a-jwt", "Bearer ", "Token abc", None, f"Bearer {expired}"):
@@ -199,7 +199,7 @@ def test_1001_bad_or_missing_token_on_every_operation(http: SpecSession) -> None
             assert "X-RateLimit-Limit" not in response.headers  # no valid token, no client, no bucket
 
 
-def test_1002_oversized_buy_and_the_nsf_magic_value(trader: SpecSession) -> None:
+def test_1002_oversized_buy_and_the_nsf_magic_value(trader: CheckedSession) -> None:
     before = account(trader)
     error = error_of(order(trader, symbol="AAPL", quantity=1_000_000), 422, 1002)
     assert "exceeds buying power" in error["message"]
@@ -210,7 +210,7 @@ def test_1002_oversized_buy_and_the_nsf_magic_value(trader: SpecSession) -> None
     assert account(trader) == before
 
 
-def test_1002_counts_what_open_buys_reserve(http: SpecSession, trader: SpecSession) -> None:
+def test_1002_counts_what_open_buys_reserve(http: CheckedSession, trader: CheckedSession) -> None:
     resting = placed(trader, symbol="AAPL", type="LIMIT", price=10.00, quantity=9_000)  # reserves 90 000.00
     state = account(trader)
     assert (D(state["reserved_cash"]), D(state["buying_power"])) == (Decimal("90000.00"), Decimal("10000.00"))
@@ -221,7 +221,7 @@ def test_1002_counts_what_open_buys_reserve(http: SpecSession, trader: SpecSessi
     assert D(account(trader)["buying_power"]) == Decimal("90000.00")
 
 
-def test_1003_market_closed_by_mode_halt_symbol_and_nyse_weekend(http: SpecSession, trader: SpecSession) -> None:
+def test_1003_market_closed_by_mode_halt_symbol_and_nyse_weekend(http: CheckedSession, trader: CheckedSession) -> None:
     placed(trader, symbol="AAPL", quantity=2)
     error = error_of(order(trader, symbol="HALT"), 422, 1003)
     assert "halted" in error["message"]
@@ -267,7 +267,7 @@ UNKNOWN_SYMBOL_CALLS = [
 ]
 
 
-def test_1004_unknown_symbol_everywhere(trader: SpecSession) -> None:
+def test_1004_unknown_symbol_everywhere(trader: CheckedSession) -> None:
     for method, path, body, field in UNKNOWN_SYMBOL_CALLS:
         response = trader.request(method, path, json=body)
         if path == "/v1/batch":
@@ -279,7 +279,7 @@ def test_1004_unknown_symbol_everywhere(trader: SpecSession) -> None:
         assert (error["field"], error["type"]) == (field, "invalid_symbol"), (method, path)
 
 
-def test_1006_sell_beyond_holdings_and_reserved_shares(http: SpecSession, trader: SpecSession) -> None:
+def test_1006_sell_beyond_holdings_and_reserved_shares(http: CheckedSession, trader: CheckedSession) -> None:
     error = error_of(order(trader, symbol="KO", side="SELL", quantity=1), 422, 1006)
     assert error["field"] == "quantity"
     placed(trader, symbol="KO", quantity=10)
@@ -295,7 +295,7 @@ def test_1006_sell_beyond_holdings_and_reserved_shares(http: SpecSession, trader
     assert trader.get("/v1/positions/KO").json()["available_quantity"] == 8
 
 
-def test_1007_cancel_a_final_order_and_4004_for_unknown_or_foreign(http: SpecSession, trader: SpecSession,
+def test_1007_cancel_a_final_order_and_4004_for_unknown_or_foreign(http: CheckedSession, trader: CheckedSession,
                                                                      base_url: str, app: Flask) -> None:
     filled = placed(trader, symbol="AAPL")
     error = error_of(trader.delete(f"/v1/orders/{filled['id']}"), 409, 1007)
@@ -307,7 +307,7 @@ def test_1007_cancel_a_final_order_and_4004_for_unknown_or_foreign(http: SpecSes
     error_of(trader.delete(f"/v1/orders/{rejected['id']}"), 409, 1007)
     error_of(trader.delete("/v1/orders/ord_01JD6Q9S1T4ZV7K2X8B3N5M0PA"), 404, 4004)
     error_of(trader.get("/v1/orders/ord_01JD6Q9S1T4ZV7K2X8B3N5M0PA"), 404, 4004)
-    with SpecSession(base_url, app) as other:
+    with spec_session(base_url, app) as other:
         other.headers["Authorization"] = f"Bearer {mint(http, 'someone-else')}"
         error_of(other.get(f"/v1/orders/{filled['id']}"), 404, 4004)
         error_of(other.delete(f"/v1/orders/{resting['id']}"), 404, 4004)
@@ -317,7 +317,8 @@ def test_1007_cancel_a_final_order_and_4004_for_unknown_or_foreign(http: SpecSes
 
 # -- the order lifecycle ------------------------------------------------------------------------------------------
 
-def test_market_orders_fill_at_the_quote_and_move_cash_to_the_cent(http: SpecSession, trader: SpecSession) -> None:
+def test_market_orders_fill_at_the_quote_and_move_cash_to_the_cent(http: CheckedSession,
+                                                                   trader: CheckedSession) -> None:
     tsla = quote(trader, "TSLA")
     bought = placed(trader, symbol="TSLA", quantity=7)
     assert bought["status"] == "FILLED" and bought["filled_quantity"] == 7 and bought["remaining_quantity"] == 0
@@ -344,7 +345,7 @@ def test_market_orders_fill_at_the_quote_and_move_cash_to_the_cent(http: SpecSes
     assert D(trader.get("/v1/positions/TSLA").json()["cost_basis"]) == cost - removed
 
 
-def test_a_limit_order_rests_then_fills_when_the_price_crosses(http: SpecSession, trader: SpecSession) -> None:
+def test_a_limit_order_rests_then_fills_when_the_price_crosses(http: CheckedSession, trader: CheckedSession) -> None:
     start = quote(trader, "TSLA")
     limit = D(start["ask"]) - Decimal("0.10")
     resting = placed(trader, symbol="TSLA", type="LIMIT", quantity=5, price=float(limit))
@@ -371,7 +372,7 @@ def test_a_limit_order_rests_then_fills_when_the_price_crosses(http: SpecSession
     assert D(state["cash"]) == STARTING_CASH - 5 * D(now["ask"])
 
 
-def test_a_stop_order_triggers_when_the_ask_reaches_the_stop(http: SpecSession, trader: SpecSession) -> None:
+def test_a_stop_order_triggers_when_the_ask_reaches_the_stop(http: CheckedSession, trader: CheckedSession) -> None:
     stop = D(quote(trader, "TSLA")["ask"]) + Decimal("0.25")
     waiting = placed(trader, symbol="TSLA", type="STOP", quantity=2, stop_price=float(stop))
     assert waiting["status"] == "OPEN" and D(account(trader)["reserved_cash"]) == 2 * stop
@@ -389,7 +390,7 @@ def test_a_stop_order_triggers_when_the_ask_reaches_the_stop(http: SpecSession, 
         pytest.fail("the price never reached the stop")
 
 
-def test_a_large_limit_order_fills_in_parts_across_steps(http: SpecSession, trader: SpecSession) -> None:
+def test_a_large_limit_order_fills_in_parts_across_steps(http: CheckedSession, trader: CheckedSession) -> None:
     start = quote(trader, "NIO")
     limit = (D(start["ask"]) * Decimal("1.05")).quantize(Decimal("0.01"))  # marketable for many steps
     big = placed(trader, symbol="NIO", type="LIMIT", quantity=20_000, price=float(limit))
@@ -417,7 +418,7 @@ def test_a_large_limit_order_fills_in_parts_across_steps(http: SpecSession, trad
     assert D(trader.get("/v1/positions/NIO").json()["cost_basis"]) == paid
 
 
-def test_cancelling_a_partially_filled_order_keeps_the_fills(http: SpecSession, trader: SpecSession) -> None:
+def test_cancelling_a_partially_filled_order_keeps_the_fills(http: CheckedSession, trader: CheckedSession) -> None:
     start = quote(trader, "NIO")
     big = placed(trader, symbol="NIO", type="LIMIT", quantity=20_000, price=float(D(start["ask"]) + 1))
     assert big["status"] == "PARTIALLY_FILLED"
@@ -433,7 +434,7 @@ def test_cancelling_a_partially_filled_order_keeps_the_fills(http: SpecSession, 
     assert trader.get("/v1/positions/NIO").json()["quantity"] == start["ask_size"]
 
 
-def test_magic_symbols_partl_and_reject(http: SpecSession, trader: SpecSession) -> None:
+def test_magic_symbols_partl_and_reject(http: CheckedSession, trader: CheckedSession) -> None:
     partl = quote(trader, "PARTL")
     half = placed(trader, symbol="PARTL", quantity=11)
     assert (half["status"], half["filled_quantity"], half["remaining_quantity"]) == ("PARTIALLY_FILLED", 5, 6)
@@ -452,7 +453,7 @@ def test_magic_symbols_partl_and_reject(http: SpecSession, trader: SpecSession) 
     assert account(trader) == before
 
 
-def test_ioc_and_fok(http: SpecSession, trader: SpecSession) -> None:
+def test_ioc_and_fok(http: CheckedSession, trader: CheckedSession) -> None:
     nio = quote(trader, "NIO")
     far = placed(trader, symbol="NIO", type="LIMIT", time_in_force="IOC", quantity=10,
                  price=float(D(nio["bid"]) / 2))
@@ -471,8 +472,8 @@ def test_ioc_and_fok(http: SpecSession, trader: SpecSession) -> None:
     assert D(state["cash"]) == STARTING_CASH - (nio["ask_size"] + 70) * D(nio["ask"])
 
 
-def test_day_orders_expire_at_the_nyse_close_and_gtc_orders_keep_working(http: SpecSession,
-                                                                          trader: SpecSession) -> None:
+def test_day_orders_expire_at_the_nyse_close_and_gtc_orders_keep_working(http: CheckedSession,
+                                                                          trader: CheckedSession) -> None:
     http.put("/_mock/market", json={"mode": "nyse"})
     http.post("/_mock/clock", json={"action": "set", "to": "2026-11-25T20:59:00Z"})  # 15:59 in New York
     login(http, trader)
@@ -491,7 +492,7 @@ def test_day_orders_expire_at_the_nyse_close_and_gtc_orders_keep_working(http: S
     assert trader.delete(f"/v1/orders/{gtc['id']}").json()["status"] == "CANCELLED"  # cancelling works when closed
 
 
-def test_limit_prices_are_rounded_to_the_cent_half_even(trader: SpecSession) -> None:
+def test_limit_prices_are_rounded_to_the_cent_half_even(trader: CheckedSession) -> None:
     for sent, kept in ((10.005, "10.00"), (10.015, "10.02"), (10.025, "10.02"), (10.0251, "10.03"), (7.1, "7.10")):
         resting = placed(trader, symbol="AAPL", type="LIMIT", price=sent, quantity=10)
         assert D(resting["price"]) == Decimal(kept), (sent, resting["price"])
@@ -503,7 +504,7 @@ def test_limit_prices_are_rounded_to_the_cent_half_even(trader: SpecSession) -> 
 
 # -- positions and the account ------------------------------------------------------------------------------------
 
-def test_patch_position_moves_to_the_target_and_cash_stays_exact(http: SpecSession, trader: SpecSession) -> None:
+def test_patch_position_moves_to_the_target_and_cash_stays_exact(http: CheckedSession, trader: CheckedSession) -> None:
     up = trader.patch("/v1/positions/AAPL", json={"target_quantity": 12}).json()
     assert (up["previous_quantity"], up["quantity"]) == (0, 12)
     assert (up["order"]["type"], up["order"]["side"], up["order"]["quantity"], up["order"]["status"]) == (
@@ -534,7 +535,7 @@ def test_patch_position_moves_to_the_target_and_cash_stays_exact(http: SpecSessi
 
 # -- listing ------------------------------------------------------------------------------------------------------
 
-def test_listing_filters_and_cursor_pagination(http: SpecSession, trader: SpecSession, base_url: str,
+def test_listing_filters_and_cursor_pagination(http: CheckedSession, trader: CheckedSession, base_url: str,
                                                app: Flask) -> None:
     # The clock is frozen: every order below has the same timestamp, so the order must come from the ids.
     created: list[dict[str, Any]] = []
@@ -545,7 +546,7 @@ def test_listing_filters_and_cursor_pagination(http: SpecSession, trader: SpecSe
         if i % 3 == 0:
             created.append(placed(trader, symbol="REJECT"))
     trader.delete(f"/v1/orders/{created[1]['id']}")
-    with SpecSession(base_url, app) as other:  # another account's orders never show up
+    with spec_session(base_url, app) as other:  # another account's orders never show up
         other.headers["Authorization"] = f"Bearer {mint(http, 'neighbour')}"
         placed(other, symbol="AAPL")
 
@@ -583,7 +584,7 @@ def test_listing_filters_and_cursor_pagination(http: SpecSession, trader: SpecSe
 
 # -- many clients at once -----------------------------------------------------------------------------------------
 
-def test_concurrent_orders_and_cancels_lose_nothing_and_never_overdraw(http: SpecSession, trader: SpecSession,
+def test_concurrent_orders_and_cancels_lose_nothing_and_never_overdraw(http: CheckedSession, trader: CheckedSession,
                                                                        base_url: str, app: Flask) -> None:
     token = trader.headers["Authorization"]
     tsla = quote(trader, "TSLA")
@@ -598,7 +599,7 @@ def test_concurrent_orders_and_cancels_lose_nothing_and_never_overdraw(http: Spe
 
     def worker(number: int) -> None:
         try:
-            with SpecSession(base_url, app) as session:
+            with spec_session(base_url, app) as session:
                 session.headers["Authorization"] = token
                 mine: list[str] = []
                 barrier.wait()
@@ -630,7 +631,7 @@ def test_concurrent_orders_and_cancels_lose_nothing_and_never_overdraw(http: Spe
 
     def ticker() -> None:
         try:
-            with SpecSession(base_url, app) as control:
+            with spec_session(base_url, app) as control:
                 barrier.wait()
                 for _ in range(40):
                     control.post("/_mock/clock", json={"action": "advance", "seconds": 1})

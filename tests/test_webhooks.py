@@ -19,7 +19,7 @@ from mock_server.domain.clock import Clock
 from mock_server.domain.webhooks.events import EventType
 from mock_server.services import build_services
 from mock_server.spec.validation import SchemaValidator
-from tests.support.live import SpecSession
+from tests.support.live import CheckedSession
 from tests.support.receiver import Received, Receiver, eventually, receiver, signature_ok
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -58,36 +58,36 @@ def checked(app: Flask, received: Received, secret: str = SECRET) -> dict[str, A
     return payload
 
 
-def trigger(http: SpecSession, **body: Any) -> dict[str, Any]:
+def trigger(http: CheckedSession, **body: Any) -> dict[str, Any]:
     response = http.post("/_mock/events", json=body)
     assert response.status_code == 202, response.text
     return response.json()
 
 
-def record(http: SpecSession, event_id: str) -> dict[str, Any]:
+def record(http: CheckedSession, event_id: str) -> dict[str, Any]:
     response = http.get(f"/_mock/webhooks/deliveries/{event_id}")
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def settled(http: SpecSession, event_id: str, status: str) -> dict[str, Any]:
+def settled(http: CheckedSession, event_id: str, status: str) -> dict[str, Any]:
     return eventually(lambda: (lambda found: found if found["status"] == status else None)(record(http, event_id)),
                       what=f"event {event_id} to be {status}")
 
 
-def clock(http: SpecSession, **command: Any) -> dict[str, Any]:
+def clock(http: CheckedSession, **command: Any) -> dict[str, Any]:
     response = http.post("/_mock/clock", json=command)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def order(trader: SpecSession, symbol: str, side: str, quantity: int) -> dict[str, Any]:
+def order(trader: CheckedSession, symbol: str, side: str, quantity: int) -> dict[str, Any]:
     response = trader.post("/v1/orders", json={"symbol": symbol, "type": "MARKET", "side": side, "quantity": quantity})
     assert response.status_code == 201, response.text
     return response.json()
 
 
-def test_a_fill_sends_a_signed_order_filled_that_verifies(app: Flask, trader: SpecSession, hooks: Receiver) -> None:
+def test_a_fill_sends_a_signed_order_filled_that_verifies(app: Flask, trader: CheckedSession, hooks: Receiver) -> None:
     placed = order(trader, "AAPL", "BUY", 5)
     [received] = hooks.wait_for(1, "/hook")
     # The reference implementation accepts it (signature, and a timestamp within 5 minutes of now).
@@ -98,7 +98,7 @@ def test_a_fill_sends_a_signed_order_filled_that_verifies(app: Flask, trader: Sp
     assert payload["data"]["order"] == placed
 
 
-def test_a_wrong_secret_or_a_changed_body_fails_verification(app: Flask, trader: SpecSession,
+def test_a_wrong_secret_or_a_changed_body_fails_verification(app: Flask, trader: CheckedSession,
                                                              hooks: Receiver) -> None:
     order(trader, "MSFT", "BUY", 1)
     [received] = hooks.wait_for(1, "/hook")
@@ -110,7 +110,7 @@ def test_a_wrong_secret_or_a_changed_body_fails_verification(app: Flask, trader:
         Webhook(SECRET).verify(received.body.replace(b'"MSFT"', b'"AAPL"'), received.headers)
 
 
-def test_a_receiver_failing_twice_gets_the_event_on_the_third_try(http: SpecSession, hooks: Receiver) -> None:
+def test_a_receiver_failing_twice_gets_the_event_on_the_third_try(http: CheckedSession, hooks: Receiver) -> None:
     hooks.plan = lambda request: 500 if request.attempt <= 2 else 204
     event = trigger(http, type="alert.triggered")
     attempts = hooks.wait_for(3, "/hook")
@@ -126,7 +126,7 @@ def test_a_receiver_failing_twice_gets_the_event_on_the_third_try(http: SpecSess
 
 @pytest.mark.parametrize("config", [{"webhook_retry_schedule": (60.0,), "webhook_retry_jitter": 0.0}],
                          indirect=True, ids=["one-retry-after-60s"])
-def test_retries_follow_the_emulator_clock(app: Flask, http: SpecSession, hooks: Receiver) -> None:
+def test_retries_follow_the_emulator_clock(app: Flask, http: CheckedSession, hooks: Receiver) -> None:
     clock(http, action="freeze")
     hooks.plan = lambda request: 503 if request.attempt == 1 else 200
     event = trigger(http, type="order.filled")
@@ -146,7 +146,7 @@ def test_retries_follow_the_emulator_clock(app: Flask, http: SpecSession, hooks:
 
 @pytest.mark.parametrize("config", [{"webhook_retry_schedule": (30.0,), "webhook_retry_jitter": 0.0}],
                          indirect=True, ids=["one-retry-after-30s"])
-def test_an_endpoint_gets_events_in_order_even_while_the_first_is_retried(http: SpecSession,
+def test_an_endpoint_gets_events_in_order_even_while_the_first_is_retried(http: CheckedSession,
                                                                            hooks: Receiver) -> None:
     clock(http, action="freeze")
     other = http.post("/_mock/webhooks", json={"url": f"{hooks.url}/other"})
@@ -163,7 +163,7 @@ def test_an_endpoint_gets_events_in_order_even_while_the_first_is_retried(http: 
     assert [r.id for r in hooks.wait_for(3, "/hook")] == [first["id"], first["id"], second["id"]]
 
 
-def test_selling_out_sends_position_closed_after_the_fills(app: Flask, trader: SpecSession,
+def test_selling_out_sends_position_closed_after_the_fills(app: Flask, trader: CheckedSession,
                                                            hooks: Receiver) -> None:
     order(trader, "AAPL", "BUY", 3)
     sell = order(trader, "AAPL", "SELL", 3)
@@ -178,7 +178,7 @@ def test_selling_out_sends_position_closed_after_the_fills(app: Flask, trader: S
 
 @pytest.mark.parametrize("config", [{"alert_loss_percent": Decimal("1"), "alert_move_percent": Decimal("90")}],
                          indirect=True, ids=["loss-1pct"])
-def test_a_position_losing_past_the_threshold_raises_one_alert(app: Flask, http: SpecSession, trader: SpecSession,
+def test_a_position_losing_past_the_threshold_raises_one_alert(app: Flask, http: CheckedSession, trader: CheckedSession,
                                                                hooks: Receiver) -> None:
     clock(http, action="freeze")
     clock(http, action="set", to="2026-03-02T15:00:00Z")
@@ -204,7 +204,7 @@ def test_a_position_losing_past_the_threshold_raises_one_alert(app: Flask, http:
     assert [a["id"] for a in after] == [alerts[0]["id"]]
 
 
-def test_an_alert_forced_from_the_control_plane(app: Flask, http: SpecSession, hooks: Receiver) -> None:
+def test_an_alert_forced_from_the_control_plane(app: Flask, http: CheckedSession, hooks: Receiver) -> None:
     event = trigger(http, type="alert.triggered", account_id="acc_trader", data={"alert": {"symbol": "TSLA"}})
     [received] = hooks.wait_for(1, "/hook")
     payload = checked(app, received)
@@ -213,7 +213,7 @@ def test_an_alert_forced_from_the_control_plane(app: Flask, http: SpecSession, h
     assert (payload["data"]["alert"]["kind"], payload["data"]["alert"]["symbol"]) == ("MANUAL", "TSLA")
 
 
-def test_forced_events_of_every_type_match_the_spec(app: Flask, http: SpecSession, hooks: Receiver) -> None:
+def test_forced_events_of_every_type_match_the_spec(app: Flask, http: CheckedSession, hooks: Receiver) -> None:
     trigger(http, type="order.filled", data={"order": {"symbol": "TSLA", "strategy": "MOMENTUM"}})
     trigger(http, type="position.closed")
     trigger(http, type="alert.triggered")
@@ -230,7 +230,7 @@ def test_forced_events_of_every_type_match_the_spec(app: Flask, http: SpecSessio
 
 
 @pytest.mark.parametrize("config", [{"webhook_retry_schedule": (0.05,)}], indirect=True, ids=["one-quick-retry"])
-def test_a_failed_event_can_be_redelivered(http: SpecSession, hooks: Receiver) -> None:
+def test_a_failed_event_can_be_redelivered(http: CheckedSession, hooks: Receiver) -> None:
     hooks.plan = lambda request: 500 if request.attempt <= 2 else 204
     event = trigger(http, type="position.closed")
     failed = settled(http, event["id"], "failed")
@@ -246,7 +246,7 @@ def test_a_failed_event_can_be_redelivered(http: SpecSession, hooks: Receiver) -
     assert [(a["number"], a["status_code"]) for a in delivery["attempts"]] == [(1, 500), (2, 500), (3, 204)]
 
 
-def test_endpoints_are_registered_filtered_listed_and_removed(app: Flask, http: SpecSession,
+def test_endpoints_are_registered_filtered_listed_and_removed(app: Flask, http: CheckedSession,
                                                               hooks: Receiver) -> None:
     created = http.post("/_mock/webhooks", json={"url": f"{hooks.url}/alerts", "events": ["alert.triggered"]})
     assert created.status_code == 201, created.text
@@ -277,7 +277,7 @@ def test_endpoints_are_registered_filtered_listed_and_removed(app: Flask, http: 
     assert (bad.status_code, bad.json()["error"]["field"]) == (400, "url")
 
 
-def test_a_reset_forgets_events_and_control_plane_endpoints(http: SpecSession, hooks: Receiver) -> None:
+def test_a_reset_forgets_events_and_control_plane_endpoints(http: CheckedSession, hooks: Receiver) -> None:
     http.post("/_mock/webhooks", json={"url": f"{hooks.url}/extra"})
     trigger(http, type="alert.triggered")
     hooks.wait_for(1, "/extra")
