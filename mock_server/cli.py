@@ -1,29 +1,52 @@
-"""`tradefence-mock`: serve the emulator. Flags override the environment, which overrides the config file."""
+"""`tradefence-mock`: serve the emulator. Flags override the environment, which overrides the config file.
+
+It tells rather than traces: a setting it cannot use or a port it cannot take is one line on stderr and exit
+status 2; the start-up banner (`banner.py`) says where everything is; stopping says at once what it waits for.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
+from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from mock_server import heap
 
 if TYPE_CHECKING:
-    from mock_server.config import Config
-    from mock_server.domain.persistence import StateStore
+    from mock_server.services import Services
+
+PROG = "tradefence-mock"
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad flag is one line (and exit 2) like every other bad setting, not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def version() -> str:
+    try:
+        return metadata.version("tradefence-sandbox")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="tradefence-mock",
+    parser = _Parser(
+        prog=PROG,
         description="Tradefence Sandbox: a local emulator of the Tradefence trading API.",
         epilog="Environment: HOST, PORT, SEED (or TRADEFENCE_HOST/PORT/SEED), TRADEFENCE_MARKET_MODE, "
                "TRADEFENCE_WEBHOOK_URL, TRADEFENCE_WEBHOOK_SECRET, TRADEFENCE_STATE.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks a free one)")
     parser.add_argument("--seed", type=int, help="seed of the market simulator and ids (default 42)")
@@ -42,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     # The emulator's modules load here, not at the top: with the collector paused first (see heap.pause).
     heap.pause()
     from mock_server.app import create_app
+    from mock_server.banner import start_banner
     from mock_server.config import ConfigError, load_config
     from mock_server.domain.persistence import StateError
     from mock_server.serving import make_server
@@ -51,29 +75,71 @@ def main(argv: list[str] | None = None) -> int:
                              market_mode=args.market_mode, webhook_url=args.webhook_url,
                              webhook_secret=args.webhook_secret, state=args.state)
     except ConfigError as exc:
-        print(f"tradefence-mock: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"configuration error: {exc}")
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     try:
         app = create_app(config)
     except StateError as exc:
-        print(f"tradefence-mock: state error: {exc}", file=sys.stderr)
-        return 2
-    # Full collections under load walk only what is new (short pauses, flat), and run between answers.
-    server = make_server(config.host, config.port, app, after_answer=heap.collect_if_due)
+        return fail(f"state error: {exc}")
+    services: Services = app.extensions["tradefence"]
+    try:
+        # Full collections under load walk only what is new (short pauses, flat), and run between answers.
+        server = make_server(config.host, config.port, app, after_answer=heap.collect_if_due)
+    except OSError as exc:
+        services.close(grace=0)
+        return fail(cannot_listen(config.host, config.port, exc))
     heap.collect_incrementally()
     stop_on_signals()
     try:  # from here on Ctrl-C or SIGTERM is a clean stop, even before the server loop has started
-        print(f"Tradefence Sandbox on http://{config.host}:{server.server_port} (seed {config.seed})", flush=True)
-        announce_webhooks(config)
-        announce_state(app.extensions["tradefence"].store)
+        print(start_banner(config, server.server_port, services.store).render(), flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        print(stopping(services), flush=True)
         server.server_close()
-        app.extensions["tradefence"].close()  # finishes or logs (with ids) pending webhook deliveries
+        try:
+            services.close()  # finishes or logs (with ids) pending webhook deliveries
+        except KeyboardInterrupt:
+            return fail("stopped at once: pending webhook deliveries were not finished")
     return 0
+
+
+def fail(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return 2
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """One line naming the address and what to do about it."""
+    if exc.errno == errno.EADDRINUSE:
+        return (f"port {port} on {host} is already in use (another tradefence-mock?): stop that process, or "
+                f"pick another port with --port or PORT= (0 picks a free one)")
+    if exc.errno == errno.EACCES:
+        return f"not allowed to listen on port {port} on {host}: ports below 1024 need privileges; use --port"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host}: not an address of this machine; use --host 127.0.0.1 or HOST="
+    if exc.errno in (socket.EAI_NONAME, socket.EAI_AGAIN, socket.EAI_FAIL):  # create_server keeps getaddrinfo's
+        return f"cannot listen on {host!r}: no such host name; use --host 127.0.0.1 or HOST="
+    return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+
+
+def stopping(services: Services) -> str:
+    """What a stop is about to wait for, said before the wait (which can last webhook_drain_seconds)."""
+    waits = []
+    pending = services.webhooks.dispatcher.pending_count()
+    if pending:
+        deliveries = _count(pending, "pending webhook delivery", "pending webhook deliveries")
+        waits.append(f"up to {services.config.webhook_drain_seconds:g} s for {deliveries} (what is left then is "
+                     "logged with its event ids; Ctrl-C again stops at once)")
+    streams = services.stream.connection_count
+    if streams:
+        waits.append(f"closing {_count(streams, 'market-data stream', 'market-data streams')}")
+    return "Stopping: " + ("; ".join(waits) if waits else "nothing pending") + "."
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def stop_on_signals() -> None:
@@ -86,20 +152,3 @@ def stop_on_signals() -> None:
 
 def _stop(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def announce_webhooks(config: Config) -> None:
-    """Print each configured endpoint; the secret only when the emulator made it (the user needs it to verify),
-    not one the user chose (it stays out of terminal logs)."""
-    given = ([config.webhook_secret] if config.webhook_url else []) + [entry.secret for entry in config.webhooks]
-    for entry, secret in zip(config.webhook_endpoints, given, strict=True):
-        events = ", ".join(entry.events) if entry.events else "all events"
-        shown = "the configured secret" if secret else f"secret {entry.secret} (made from the seed)"
-        print(f"Webhooks: {entry.url} ({events}), {shown}", flush=True)
-
-
-def announce_state(store: StateStore | None) -> None:
-    """Say where the state lives and what came back from it (nothing is printed without ``--state``)."""
-    if store is not None and store.restored is not None:
-        found = store.restored.describe() if store.restored.epoch else "empty"
-        print(f"State: {store.path} ({found})", flush=True)

@@ -145,6 +145,11 @@ def _percent(value: Decimal) -> None:
         raise ValueError("must be a percentage above 0, at most 100")
 
 
+def _port(value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ValueError("must be 0 (a free port) to 65535")
+
+
 def _optional(check: Callable[[str], object]) -> Callable[[str], None]:
     def run(value: str) -> None:
         if value:
@@ -159,6 +164,7 @@ def _consent(value: str) -> None:
 
 
 _CHECKS: dict[str, Callable[[Any], object]] = {
+    "port": _port,
     "consent": _consent,
     "webhook_url": _optional(check_url),
     "webhook_secret": _optional(check_secret),

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mock_server.config import Config, ConfigError, WebhookConfig, load_config
-from tests.support.console import console_script
+from tests.support.console import Lines, console_script
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -75,10 +75,9 @@ def test_the_cli_prints_the_secret_it_made_and_stops_cleanly() -> None:
     with console_script("--seed", "11", "--webhook-url", "http://127.0.0.1:9/hook",
                         env={**os.environ, "TRADEFENCE_WEBHOOK_SECRET": ""}) as (process, _url):
         assert process.stdout is not None
-        webhooks = process.stdout.readline()  # the line after the banner
+        webhooks = Lines(process.stdout).wait_for(r"^  Webhooks +(.*)$").group(1)  # a row of the banner
         secret = Config(seed=11, webhook_url="http://127.0.0.1:9/hook").webhook_endpoints[0].secret
-        assert webhooks.strip() == (f"Webhooks: http://127.0.0.1:9/hook (all events), secret {secret} "
-                                    "(made from the seed)")
+        assert webhooks == f"http://127.0.0.1:9/hook (all events), secret {secret} (made from the seed)"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) == 0
 

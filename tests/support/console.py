@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import queue
 import re
 import shlex
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import IO
 
 
 @contextmanager
@@ -30,3 +34,30 @@ def console_script(*args: str, env: Mapping[str, str] | None = None,
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+class Lines:
+    """The lines a process writes to one of its pipes, read on a thread so a test can wait for one with a deadline
+    (a bare `readline` would block for ever on a line that never comes)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, args=(stream,), name="lines", daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        """The first line (from here on) that `pattern` matches; fails the test after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r} within {timeout} s; seen: {self.seen}") from None
+            self.seen.append(line)
+            match = re.search(pattern, line)
+            if match:
+                return match

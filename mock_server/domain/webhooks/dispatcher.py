@@ -341,6 +341,11 @@ class Dispatcher:
                 found.append(record.view())
         return found
 
+    def pending_count(self) -> int:
+        """Deliveries queued, in flight or waiting for a retry, across every endpoint."""
+        with self._cond:
+            return sum(len(lane.queue) for lane in self._lanes.values())
+
     def redeliver(self, event_id: str, endpoint_id: str | None = None) -> EventRecord:
         """Send an event again as a new round of attempts (same id and body, fresh retries).
 
@@ -543,6 +548,8 @@ class Dispatcher:
             # Abandoned while in flight (endpoint removed, reset): keep the record of what happened, nothing more.
             if attempt.succeeded:
                 delivery.status = DeliveryStatus.SUCCEEDED
+            else:
+                self._failed(delivery, attempt, "no retry: the delivery was abandoned meanwhile")
             return
         if attempt.succeeded:
             delivery.status = DeliveryStatus.SUCCEEDED
@@ -554,10 +561,16 @@ class Dispatcher:
             delivery.status = DeliveryStatus.FAILED
             delivery.error = f"gave up after {delivery.failures} attempts"
             lane.queue.pop(0)
-            self._log.warning("webhook %s to %s failed after %d attempts (last: %s)", delivery.event.id,
-                              delivery.endpoint.url, delivery.failures, attempt.error or attempt.status_code)
+            self._failed(delivery, attempt, f"gave up after {delivery.failures} attempts")
             return
         delivery.next_at = self._clock.now() + delay
+        self._failed(delivery, attempt, f"retry in {delay.total_seconds():.1f} s (emulator clock)")
+
+    def _failed(self, delivery: _Delivery, attempt: Attempt, outcome: str) -> None:
+        """One log line per failed attempt, as it happens: a user watching the terminal sees why at once."""
+        why = attempt.error or f"HTTP {attempt.status_code}"
+        self._log.warning("webhook %s (%s) to %s: attempt %d failed (%s); %s", delivery.event.id,
+                          delivery.event.type, delivery.endpoint.url, attempt.number, why, outcome)
 
 
 def _describe(pending: list[PendingDelivery]) -> str:
