@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from mock_server.config import ConfigError, load_config
     from mock_server.domain.persistence import StateError
     from mock_server.serving import make_server
+    from mock_server.serving.connection import Limits
 
     try:
         config = load_config(args.config, os.environ, host=args.host, port=args.port, seed=args.seed,
@@ -84,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     services: Services = app.extensions["tradefence"]
     try:
         # Full collections under load walk only what is new (short pauses, flat), and run between answers.
-        server = make_server(config.host, config.port, app, after_answer=heap.collect_if_due)
+        limits = Limits(max_body_bytes=config.max_body_bytes, max_connections=config.max_connections,
+                        max_websockets=config.max_websockets)
+        server = make_server(config.host, config.port, app, limits, after_answer=heap.collect_if_due)
     except OSError as exc:
         services.close(grace=0)
         return fail(cannot_listen(config.host, config.port, exc))
@@ -92,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_signals()
     try:  # from here on Ctrl-C or SIGTERM is a clean stop, even before the server loop has started
         print(start_banner(config, server.server_port, services.store).render(), flush=True)
-        server.serve_forever()
+        # Open streams get their 1001 close frame while the server still relays it.
+        server.serve_forever(before_close=lambda: app.extensions["tradefence"].stream.close())
     except KeyboardInterrupt:
         pass
     finally:

@@ -85,6 +85,8 @@ class Config:
     alert_check_seconds: float = 1.0  # real seconds between alert checks (clock jumps also check)
     journal_size: int = 500  # requests the /_mock/journal keeps (the oldest go first); 0 turns it off
     state: str = ""  # SQLite file keeping accounts, orders, tokens, webhooks across restarts; empty: in memory
+    max_connections: int = 2048  # open at once (websockets included); past it a newcomer gets 503 + Retry-After
+    max_websockets: int = 256  # market-data sessions at once (a thread each); past it, close code 1013
 
     def __post_init__(self) -> None:
         """Values built in code (tests, flags) are checked like those read from a file."""
@@ -180,6 +182,8 @@ _CHECKS: dict[str, Callable[[Any], object]] = {
     "stream_queue_size": _positive,
     "stream_auth_timeout": _positive,
     "journal_size": _not_negative,
+    "max_connections": _positive,
+    "max_websockets": _positive,
 }
 
 

@@ -2,7 +2,7 @@
 
 By default a full collection walks every object the process holds, each time the heap has grown by a quarter.
 Under a load test that is a pause of 135 ms once 40,000 orders exist, longer with every order, and the whole
-server waits for it (the app runs on the event loop). `collect_incrementally` freezes what survives each full
+server waits for it (a collection holds the GIL). `collect_incrementally` freezes what survives each full
 collection (`gc.freeze`: the collector stops walking it; reference counting still frees it) and allows a full
 collection after every second-generation one. Each full pass then walks only what is new: measured in-process
 over 40,000 orders, the longest pause fell from 135 ms to 7 ms and the collector's total time by half.

@@ -4,7 +4,6 @@ let a fault hold back or drop one answer, and the hand-over of an upgrade to a t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import socket
@@ -17,86 +16,10 @@ import pytest
 import requests
 from flask import Flask
 
-from mock_server.serving import Server, serve
+from mock_server.serving import serve
 from mock_server.serving.connection import Limits
 from mock_server.serving.controls import RESPONSE_CONTROLS
-
-RELEASE_SECONDS = 5.0  # how long a held answer waits at most (a test releases it long before)
-
-
-class Echo:
-    """A WSGI app that answers what it saw; `/hold` waits for `release`, `/drop` drops the connection."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.seen = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        with self.lock:
-            self.seen += 1
-        path = environ["PATH_INFO"]
-        controls = environ[RESPONSE_CONTROLS]
-        if path.startswith("/drop"):
-            controls.drop()
-            if path == "/drop-later":
-                controls.delay(0.1)
-        elif path == "/hold":
-            controls.delay(RELEASE_SECONDS)
-        body = environ["wsgi.input"].read()
-        answer = json.dumps({"method": environ["REQUEST_METHOD"], "path": path, "query": environ["QUERY_STRING"],
-                             "length": environ.get("CONTENT_LENGTH"), "body": body.decode("latin-1"),
-                             "x": environ.get("HTTP_X_THING")}).encode()
-        status = "413 Payload Too Large" if int(environ.get("CONTENT_LENGTH") or 0) > 64 else "200 OK"
-        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))])
-        return [answer]
-
-
-@contextlib.contextmanager
-def running(app: Any, limits: Limits | None = None, **options: Any) -> Iterator[Server]:
-    server = Server("127.0.0.1", 0, app, limits or Limits(max_body_bytes=64), **options)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def connect(server: Server) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", server.server_port), timeout=5)
-    return sock
-
-
-def read_response(sock: socket.socket, buffer: bytearray) -> tuple[str, dict[str, str], bytes]:
-    """One response off the socket (status line, headers, Content-Length body); the rest stays in `buffer`."""
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"closed before a whole head: {bytes(buffer)!r}")
-        buffer += chunk
-    head, _, _ = bytes(buffer).partition(b"\r\n\r\n")
-    del buffer[:len(head) + 4]
-    status, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
-    size = int(headers.get("content-length", "0"))
-    while len(buffer) < size:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed in the middle of a body")
-        buffer += chunk
-    body = bytes(buffer[:size])
-    del buffer[:size]
-    return status, headers, body
-
-
-def closed_by_server(sock: socket.socket) -> bool:
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
+from tests.support.wire import RELEASE_SECONDS, Echo, closed_by_server, connect, read_response, running
 
 
 def test_one_connection_carries_many_requests_and_closes_when_asked() -> None:
@@ -218,12 +141,11 @@ def test_an_answer_held_back_holds_up_no_other_connection() -> None:
 
 
 class Closing:
-    """A WSGI app whose body's `close()` waits (up to RELEASE_SECONDS) for `received`, which the test sets once it
-    has the answer; `/fail` raises in `close()`, `/hold` holds its answer back."""
+    """A WSGI app whose body's `close()` records its path (where the emulator records its journal entry); `/fail`
+    raises in `close()`, `/hold` holds its answer back."""
 
     def __init__(self) -> None:
-        self.received = threading.Event()
-        self.closed: list[tuple[str, bool]] = []  # (path, whether the client had its answer by then)
+        self.closed: list[str] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ["PATH_INFO"]
@@ -243,25 +165,19 @@ class _ClosingBody:
     def close(self) -> None:
         if self._path == "/fail":
             raise RuntimeError("close failed")
-        waited = self._path != "/hold" and self._app.received.wait(RELEASE_SECONDS)
-        self._app.closed.append((self._path, waited))
-        self._app.received.clear()
+        self._app.closed.append(self._path)
 
 
-def test_an_answer_goes_out_before_the_app_closes_its_body() -> None:
-    """PEP 3333's close() is where an app finishes up (the emulator's journal): the client must not wait for it.
-    Were close() called first, it would wait in vain for the client to have its answer."""
+def test_the_app_has_closed_its_body_before_the_client_has_the_answer() -> None:
+    """PEP 3333's close() is where an app finishes up (the emulator's journal): a client that reads the journal
+    right after an answer, on any connection, must find that request in it."""
     app = Closing()
     with running(app) as server, connect(server) as sock:
         buffer = bytearray()
-        for path in ("/first", "/second"):
+        for number, path in enumerate(("/first", "/second"), start=1):
             sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             assert read_response(sock, buffer)[2] == path.encode()
-            app.received.set()
-        sock.sendall(b"GET /third HTTP/1.1\r\nHost: x\r\n\r\n")  # answered after /second's close() only
-        assert read_response(sock, buffer)[2] == b"/third"
-        assert app.closed == [("/first", True), ("/second", True)]
-        app.received.set()  # /third's close() need not wait for the shutdown
+            assert len(app.closed) == number and app.closed[-1] == path
 
 
 def test_a_body_whose_close_fails_is_logged_and_the_connection_goes_on(caplog: pytest.LogCaptureFixture) -> None:
@@ -270,26 +186,22 @@ def test_a_body_whose_close_fails_is_logged_and_the_connection_goes_on(caplog: p
         buffer = bytearray()
         sock.sendall(b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(sock, buffer)[2] == b"/fail"
-        app.received.set()
         sock.sendall(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(sock, buffer)[2] == b"/after"
     assert "the app failed closing its answer to GET /fail" in caplog.text
 
 
-def test_work_after_each_answer_runs_once_the_answer_is_out_and_closed() -> None:
-    """`after_answer` (where the CLI collects garbage) runs once per answer, after the client has it."""
+def test_work_after_each_answer_runs_once_per_answer_after_it_is_written() -> None:
+    """`after_answer` (where the CLI collects garbage) runs on the loop once per answer, after writing it."""
     app = Closing()
-    ran: list[list[tuple[str, bool]]] = []
-    with running(app, after_answer=lambda: ran.append(list(app.closed))) as server, connect(server) as sock:
+    ran = threading.Semaphore(0)
+    with running(app, after_answer=ran.release) as server, connect(server) as sock:
         buffer = bytearray()
         for path in ("/one", "/two"):
             sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             assert read_response(sock, buffer)[2] == path.encode()
-            app.received.set()
-        sock.sendall(b"GET /three HTTP/1.1\r\nHost: x\r\n\r\n")
-        read_response(sock, buffer)
-        app.received.set()
-        assert ran[:2] == [[("/one", True)], [("/one", True), ("/two", True)]]
+            assert ran.acquire(timeout=5)
+        assert not ran.acquire(timeout=0)
 
 
 def test_an_answer_held_back_is_closed_at_once() -> None:
@@ -300,7 +212,7 @@ def test_an_answer_held_back_is_closed_at_once() -> None:
         sock.settimeout(0.2)
         with pytest.raises(TimeoutError):  # the answer is held back...
             sock.recv(1)
-        assert app.closed == [("/hold", False)]  # ...and its body closed already
+        assert app.closed == ["/hold"]  # ...and its body closed already
 
 
 @pytest.mark.parametrize("path", ["/drop", "/drop-later"])

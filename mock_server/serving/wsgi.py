@@ -1,15 +1,16 @@
 """WSGI (PEP 3333) for the server: one parsed request as an environment, and the app's answer collected whole.
 
 Every answer of the emulator is small JSON or a small page, so it is collected into one bytes object and sent
-with a Content-Length: one write per response, and keep-alive always possible. The body's `close()` runs once
-the answer is out (`Answer.close`), as under Werkzeug's and gunicorn's servers: what an app does there (the
-emulator's request log and journal) then no longer delays the client.
+with a Content-Length: one write per response, and keep-alive always possible. The worker that ran the app
+calls the body's `close()` (`Answer.close`) before it hands the answer to the event loop: whatever an app records
+there (the emulator's request log and journal) is done by the time the client has its answer.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import mmap
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -24,6 +25,50 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _NO_BODY_STATUSES = frozenset((204, 304))
 
 
+class Body:
+    """A request body as it arrives, kept up to `capacity` bytes. Small bodies live in a bytearray; past `SPILL`
+    bytes the body moves to an anonymous memory map with room for the whole cap, whose pages the kernel hands out
+    as they are written and takes back the moment the map is closed. Hundreds of connections each holding most of
+    a large body then leave nothing behind once they close: freed heap memory, by contrast, mostly stays with the
+    process (the allocator keeps it for reuse)."""
+
+    SPILL = 64 * 1024
+    __slots__ = ("_capacity", "_map", "_small")
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._small = bytearray()
+        self._map: mmap.mmap | None = None
+
+    def __len__(self) -> int:
+        return self._map.tell() if self._map is not None else len(self._small)
+
+    def append(self, data: bytes) -> None:
+        """Keep `data`, as much of it as fits under the capacity."""
+        room = self._capacity - len(self)
+        if room <= 0:
+            return
+        data = data[:room]
+        if self._map is None and len(self._small) + len(data) > self.SPILL:
+            self._map = mmap.mmap(-1, self._capacity)
+            self._map.write(self._small)
+            self._small = bytearray()
+        if self._map is not None:
+            self._map.write(data)
+        else:
+            self._small += data
+
+    def getvalue(self) -> bytes:
+        return self._map[:self._map.tell()] if self._map is not None else bytes(self._small)
+
+    def close(self) -> None:
+        """Hand a spilled body's pages back at once (a connection's requests may outlive it in a queue)."""
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        self._small = bytearray()
+
+
 @dataclass(slots=True)
 class ParsedRequest:
     """What the HTTP parser read. `body_size` counts every body byte received, also past the cap where `body`
@@ -34,7 +79,7 @@ class ParsedRequest:
     query: bytes
     http_version: str
     headers: list[tuple[bytes, bytes]]
-    body: bytearray = field(default_factory=bytearray)
+    body: Body = field(default_factory=lambda: Body(0))
     body_size: int = 0
     keep_alive: bool = True
 
@@ -58,7 +103,7 @@ class Answer:
 
 
 def environ(request: ParsedRequest, server: tuple[str, int], peer: tuple[str, int],
-            controls: ResponseControls) -> dict[str, Any]:
+            controls: ResponseControls, scheme: str = "http") -> dict[str, Any]:
     """The WSGI environment: CGI-style keys, headers as HTTP_* (repeats joined with commas), the whole body."""
     env: dict[str, Any] = {
         "REQUEST_METHOD": request.method,
@@ -71,10 +116,10 @@ def environ(request: ParsedRequest, server: tuple[str, int], peer: tuple[str, in
         "REMOTE_ADDR": peer[0],
         "REMOTE_PORT": str(peer[1]),
         "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(request.body),
+        "wsgi.url_scheme": scheme,
+        "wsgi.input": io.BytesIO(request.body.getvalue()),
         "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,  # websocket sessions run the app on their own threads
+        "wsgi.multithread": True,
         "wsgi.multiprocess": False,
         "wsgi.run_once": False,
         RESPONSE_CONTROLS: controls,
@@ -122,9 +167,11 @@ def call(app: WsgiApp, env: dict[str, Any]) -> Answer:
     return Answer(started[0], started[1], b"".join(written), close)
 
 
-def head(answer: Answer, *, method: str, keep_alive: bool, now: Callable[[], float] = time.time) -> bytes:
+def head(answer: Answer, *, method: str, keep_alive: bool, http_version: str = "1.1",
+         now: Callable[[], float] = time.time) -> bytes:
     """The status line and headers, with Date (RFC 9110 s6.6.1), a Content-Length when the app gave none, and
-    `Connection: close` when this is the connection's last answer."""
+    `Connection: close` when this is the connection's last answer. An HTTP/1.0 connection stays open only when
+    the answer says so (`Connection: keep-alive`, RFC 9112 s9.3)."""
     lines = [f"HTTP/1.1 {answer.status}"]
     has_length = False
     for name, value in answer.headers:
@@ -139,6 +186,8 @@ def head(answer: Answer, *, method: str, keep_alive: bool, now: Callable[[], flo
     lines.append(f"Date: {http_date(int(now()))}")
     if not keep_alive:
         lines.append("Connection: close")
+    elif http_version == "1.0":
+        lines.append("Connection: keep-alive")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
