@@ -8,9 +8,10 @@ import requests
 
 
 class ControlPlane:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, *, verify: str | bool = True) -> None:
         self.base_url = base_url
         self._http = requests.Session()
+        self._http.verify = verify
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         response = self._http.request(method, f"{self.base_url}/_mock{path}", json=body, timeout=15)

@@ -40,12 +40,12 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
-def code_flow(target: Target, *, login_hint: str, scope: str = SCOPES,
+def code_flow(target: Target, http: requests.Session, *, login_hint: str, scope: str = SCOPES,
               client: tuple[str, str] = EMULATOR_CLIENT) -> Credentials:
     """The authorization-code flow with PKCE against an emulator, which approves at once."""
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(8)
-    response = requests.get(f"{target.auth_url}/authorize", allow_redirects=False, timeout=10, params={
+    response = http.get(f"{target.auth_url}/authorize", allow_redirects=False, timeout=10, params={
         "client_id": client[0], "redirect_uri": REDIRECT_URI, "response_type": "code", "scope": scope,
         "state": state, "code_challenge": challenge, "code_challenge_method": "S256", "login_hint": login_hint,
     })
@@ -54,7 +54,7 @@ def code_flow(target: Target, *, login_hint: str, scope: str = SCOPES,
     query = parse_qs(urlsplit(response.headers["Location"]).query)
     if query.get("state") != [state] or "code" not in query:
         raise AssertionError(f"/authorize redirected without code or state: {response.headers['Location']}")
-    token = requests.post(f"{target.auth_url}/token", timeout=10, data={
+    token = http.post(f"{target.auth_url}/token", timeout=10, data={
         "grant_type": "authorization_code", "code": query["code"][0], "redirect_uri": REDIRECT_URI,
         "code_verifier": verifier, "client_id": client[0], "client_secret": client[1],
     })
@@ -64,7 +64,7 @@ def code_flow(target: Target, *, login_hint: str, scope: str = SCOPES,
     return Credentials(client[0], client[1], body["access_token"], body.get("refresh_token"))
 
 
-def from_environment(target: Target, environ: Mapping[str, str]) -> Credentials:
+def from_environment(target: Target, http: requests.Session, environ: Mapping[str, str]) -> Credentials:
     client_id = environ.get("TRADEFENCE_CLIENT_ID", "")
     client_secret = environ.get("TRADEFENCE_CLIENT_SECRET", "")
     access = environ.get("TRADEFENCE_ACCESS_TOKEN")
@@ -76,7 +76,7 @@ def from_environment(target: Target, environ: Mapping[str, str]) -> Credentials:
                                  "TRADEFENCE_CLIENT_ID and TRADEFENCE_CLIENT_SECRET")
     if not (client_id and client_secret):
         raise MissingCredentials("TRADEFENCE_REFRESH_TOKEN needs TRADEFENCE_CLIENT_ID and TRADEFENCE_CLIENT_SECRET")
-    response = requests.post(f"{target.auth_url}/token", timeout=15, data={
+    response = http.post(f"{target.auth_url}/token", timeout=15, data={
         "grant_type": "refresh_token", "refresh_token": refresh, "client_id": client_id,
         "client_secret": client_secret,
     })

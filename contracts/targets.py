@@ -24,32 +24,33 @@ class Target:
     auth_url: str
     stream_url: str
     control_url: str | None  # only emulators have a control plane
+    verify: str | bool = True  # the CA bundle that signs an https:// target (requests' `verify`)
 
     @property
     def is_emulator(self) -> bool:
         return self.control_url is not None
 
     def control_plane(self) -> ControlPlane | None:
-        return ControlPlane(self.control_url) if self.control_url else None
+        return ControlPlane(self.control_url, verify=self.verify) if self.control_url else None
 
     @classmethod
-    def from_base(cls, name: str, base: str) -> Target:
+    def from_base(cls, name: str, base: str, *, verify: str | bool = True) -> Target:
         """A server laid out like the emulator: /authorize, /token, /v1, /market-data and maybe /_mock."""
         base = base.rstrip("/")
-        control = base if _has_control_plane(base) else None
+        control = base if _has_control_plane(base, verify) else None
         stream = "ws" + base.removeprefix("http") + "/market-data"
-        return cls(name, f"{base}/v1", base, stream, control)
+        return cls(name, f"{base}/v1", base, stream, control, verify)
 
     @classmethod
-    def sandbox(cls, environ: Mapping[str, str]) -> Target:
+    def sandbox(cls, environ: Mapping[str, str], *, verify: str | bool = True) -> Target:
         values = {key: environ.get(key) or default for key, default in SANDBOX_DEFAULTS.items()}
         return cls("sandbox", values["TRADEFENCE_API_URL"].rstrip("/"), values["TRADEFENCE_AUTH_URL"].rstrip("/"),
-                   values["TRADEFENCE_STREAM_URL"], None)
+                   values["TRADEFENCE_STREAM_URL"], None, verify)
 
 
-def _has_control_plane(base: str) -> bool:
+def _has_control_plane(base: str, verify: str | bool) -> bool:
     try:
-        return requests.get(f"{base}/_mock/clock", timeout=5).status_code == 200
+        return requests.get(f"{base}/_mock/clock", timeout=5, verify=verify).status_code == 200
     except requests.RequestException:
         return False
 

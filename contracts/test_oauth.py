@@ -62,15 +62,15 @@ def test_unregistered_redirect_never_redirects(tradefence_auth_server: CheckedSe
         raise violation("authorize", "no open redirect", response, "redirected to an unregistered URI")
 
 
-def _code(target: Target, **extra: str) -> str:
-    response = requests.get(f"{target.auth_url}/authorize", allow_redirects=False, timeout=10, params={
+def _code(target: Target, http: requests.Session, **extra: str) -> str:
+    response = http.get(f"{target.auth_url}/authorize", allow_redirects=False, timeout=10, params={
         "client_id": EMULATOR_CLIENT[0], "redirect_uri": REDIRECT_URI, "response_type": "code",
         "login_hint": "contract-oauth", **extra})
     return parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
 
 
 def test_code_is_single_use(emulator: Target, tradefence_auth_server: CheckedSession) -> None:
-    code = _code(emulator)
+    code = _code(emulator, tradefence_auth_server)
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
             "client_id": EMULATOR_CLIENT[0], "client_secret": EMULATOR_CLIENT[1]}
     first = tradefence_auth_server.post("/token", data=form)
@@ -81,7 +81,7 @@ def test_code_is_single_use(emulator: Target, tradefence_auth_server: CheckedSes
 
 def test_pkce_verifier_is_enforced(emulator: Target, tradefence_auth_server: CheckedSession) -> None:
     _, challenge = pkce_pair()
-    code = _code(emulator, code_challenge=challenge, code_challenge_method="S256")
+    code = _code(emulator, tradefence_auth_server, code_challenge=challenge, code_challenge_method="S256")
     wrong, _ = pkce_pair()
     response = tradefence_auth_server.post("/token", data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI, "code_verifier": wrong,
@@ -92,7 +92,7 @@ def test_pkce_verifier_is_enforced(emulator: Target, tradefence_auth_server: Che
 def test_token_refresh_use_and_rotation(emulator: Target, tradefence_auth_server: CheckedSession,
                                         tradefence_anonymous_api: CheckedSession) -> None:
     """token → refresh → use; the old refresh token dies, and reusing it revokes the grant."""
-    start = code_flow(emulator, login_hint="contract-oauth")
+    start = code_flow(emulator, tradefence_auth_server, login_hint="contract-oauth")
     refreshed = tradefence_auth_server.post("/token", data={"grant_type": "refresh_token",
                                                             "refresh_token": start.refresh_token,
                                                  "client_id": EMULATOR_CLIENT[0],

@@ -6,6 +6,7 @@ invalid data rejected, valid data accepted, unsupported methods refused, auth en
 
 from __future__ import annotations
 
+import requests
 import schemathesis
 
 from contracts.plugin import API_TAGS
@@ -14,5 +15,5 @@ schema = schemathesis.pytest.from_fixture("tradefence_api_schema").include(tag=A
 
 
 @schema.parametrize()
-def test_operation_conforms_to_the_spec(case: schemathesis.Case) -> None:
-    case.call_and_validate()
+def test_operation_conforms_to_the_spec(case: schemathesis.Case, tradefence_http: requests.Session) -> None:
+    case.call_and_validate(session=tradefence_http)

@@ -6,7 +6,11 @@ stored order's shape or in cancel's effect shows up here.
 
 from __future__ import annotations
 
+from typing import Any
+
+import requests
 from hypothesis import HealthCheck, Phase, settings
+from schemathesis import Case
 from schemathesis.schemas import BaseSchema
 
 from contracts.checking import CheckedSession
@@ -15,8 +19,8 @@ from contracts.targets import Target
 
 
 def test_linked_sequences_conform(tradefence_api_schema: BaseSchema, tradefence_examples: int,
-                                  tradefence_target: Target,
-                                  tradefence_api: CheckedSession) -> None:
+                                  tradefence_target: Target, tradefence_api: CheckedSession,
+                                  tradefence_http: requests.Session) -> None:
     tradefence_api.get("/account")  # the suite's account exists (emulators open it on first use) before its reset
     base = tradefence_api_schema.include(tag=API_TAGS).as_state_machine()
     plane = tradefence_target.control_plane()
@@ -27,6 +31,9 @@ def test_linked_sequences_conform(tradefence_api_schema: BaseSchema, tradefence_
             # reset it, so Hypothesis sees the same rules available when it replays a run.
             if plane is not None:
                 plane.reset(SUITE_ACCOUNT)
+
+        def get_call_kwargs(self, case: Case) -> dict[str, Any]:
+            return {"session": tradefence_http}
 
     # No shrinking phase: replaying against a live server is not reproducible, and failures carry curl.
     Machine.run(settings=settings(max_examples=tradefence_examples, stateful_step_count=6, deadline=None, database=None,

@@ -14,7 +14,8 @@ import pytest
 import websocket
 
 from contracts.credentials import Credentials
-from contracts.targets import Target
+from contracts.run import ContractRun
+from contracts.transport import connect_stream
 from mock_server.spec.document import SpecDocument
 from mock_server.spec.validation import SchemaValidator
 
@@ -24,9 +25,10 @@ class StreamViolation(AssertionError):
 
 
 @pytest.fixture
-def stream(tradefence_target: Target, tradefence_credentials: Credentials) -> Iterator[websocket.WebSocket]:
-    connection = websocket.create_connection(tradefence_target.stream_url, timeout=10,
-                                             header=[f"Authorization: Bearer {tradefence_credentials.access_token}"])
+def stream(tradefence_run: ContractRun, tradefence_credentials: Credentials) -> Iterator[websocket.WebSocket]:
+    connection = connect_stream(tradefence_run.target.stream_url, tradefence_run.politeness,
+                                header=[f"Authorization: Bearer {tradefence_credentials.access_token}"],
+                                sslopt=tradefence_run.options.sslopt)
     try:
         yield connection
     finally:
