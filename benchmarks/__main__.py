@@ -27,11 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import OUT_DIR, PRISM_VERSION, ROOT, HarnessError, report, rest, startup
+from benchmarks import OUT_DIR, PRISM_VERSION, ROOT, HarnessError, isolation, report, rest, startup
 from benchmarks import stacks as serving_stacks
 from benchmarks import stream as streaming
 from benchmarks.load import LoadResult, wrk_available
-from benchmarks.procs import HOST, Server, free_port, install_signal_handlers
+from benchmarks.procs import HOST, CpuMeter, Server, free_port, install_signal_handlers
 
 SPEC = ROOT / "openapi.yaml"
 PRISM_BIN = OUT_DIR / "node_modules" / ".bin" / "prism"
@@ -109,7 +109,7 @@ class Run:
         self.args = args
         self.results: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
                                         "machine": machine(), "settings": settings(args), "rest": {},
-                                        "stream": {}, "cold_start": {}, "errors": [],
+                                        "stream": {}, "isolation": {}, "cold_start": {}, "errors": [],
                                         "background_cores": {}}
         self.started = time.monotonic()
 
@@ -182,6 +182,19 @@ class Run:
                          f"{run.lag_p99_ms:6.1f} ms  dropped {run.dropped}  RSS {run.rss_mib:.0f} MiB  "
                          f"server {run.server_cpu:.2f} / client {run.client_cpu:.2f} cores")
                 time.sleep(0.5)  # let the server notice the closed sockets before the next level
+
+    def isolation(self, stack: str, make: Callable[[], Server]) -> None:
+        """A cheap GET's latency while four clients loop on heavy requests (`benchmarks/isolation.py`)."""
+        figures: dict[str, Any] = {}
+        self.results["isolation"][stack] = figures
+        with make() as server:
+            for scenario in ("quiet", *isolation.SCENARIOS):
+                with CpuMeter(server) as meter:
+                    result = isolation.measure(server, scenario, self.args.seconds, self.args.warmup)
+                figures[scenario] = {**result.as_dict(), "foreign_cores": round(meter.foreign_cores, 2)}
+                progress(f"  {stack:<10} {isolation.LABELS[scenario]:<46} cheap GET p50 {result.p50_ms:6.1f} ms  "
+                         f"p99 {result.p99_ms:6.1f} ms  max {result.max_ms:6.1f} ms  ({result.probes} probes; "
+                         f"heavy {result.heavy_rps:,.0f} req/s; others {meter.foreign_cores:.2f} cores)")
 
     def cold_start(self) -> None:
         emulator = startup.cold_start(lambda: emulator_server(None, "coldstart"), "/v1", self.args.cold_runs)
@@ -258,6 +271,12 @@ class Run:
             if "gunicorn" in stacks:
                 self.section("stream: emulator (gunicorn gthread)",
                              lambda: self.stream("gunicorn", lambda: gunicorn_server(stream_config)))
+        if "isolation" in sections:
+            self.section("isolation: a cheap GET beside 4 clients on heavy requests (its own server)",
+                         lambda: self.isolation("builtin", lambda: emulator_server(rest_config, "builtin-isolation")))
+            if importlib.util.find_spec("gunicorn") is not None and self.args.stacks != "builtin":
+                self.section("isolation: the same on gunicorn gthread", lambda: self.isolation(
+                    "gunicorn", lambda: gunicorn_server(rest_config)))
         if "stacks" in sections:
             self.section("serving stacks: a bare Flask app on each", self.stacks)
         if "startup" in sections:
@@ -324,8 +343,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stacks", choices=["auto", "builtin", "all"], default="auto",
                         help="auto: measure gunicorn gthread only if the built-in server misses a REST target")
     parser.add_argument("--sections", nargs="+",
-                        default=["rest", "soak", "stream", "stacks", "startup", "contracts"],
-                        choices=["rest", "soak", "stream", "stacks", "startup", "contracts"])
+                        default=["rest", "soak", "stream", "isolation", "stacks", "startup", "contracts"],
+                        choices=["rest", "soak", "stream", "isolation", "stacks", "startup", "contracts"])
     parser.add_argument("--no-prism", action="store_true", help="skip Prism (its ratios then read n/a)")
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=OUT_DIR / "results.json")

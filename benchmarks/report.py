@@ -29,6 +29,10 @@ LAG_P99_MS = 100.0
 RSS_MIB = 300.0
 COLD_START_S = 0.3
 CONTRACT_S = 300.0
+ISOLATION_P99_MS = 50.0
+ISOLATION_LABELS = {"quiet": "nothing else", "batch": "4 clients: POST /v1/batch (100 ops)",
+                    "journal": "4 clients: GET /_mock/journal?limit=500",
+                    "ai": "4 clients: POST /v1/ai/recommendations (50 symbols)"}
 
 
 def _target(name: str, stack: str, measured: str, passed: bool | None) -> dict[str, Any]:
@@ -99,6 +103,13 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                                f"{run['lag_p99_ms']:.1f} ms", run["lag_p99_ms"] < LAG_P99_MS))
         targets.append(_target(f"server RSS < {RSS_MIB:g} MiB at {STREAM_CLIENTS} clients", stack,
                                f"{run['rss_mib']:.0f} MiB", run["rss_mib"] < RSS_MIB))
+    for stack, scenarios in results.get("isolation", {}).items():
+        for scenario, run in scenarios.items():
+            if scenario == "quiet":
+                continue
+            targets.append(_target(f"cheap GET p99 < {ISOLATION_P99_MS:g} ms beside {ISOLATION_LABELS[scenario]}",
+                                   stack, f"{run['p99_ms']:.1f} ms",
+                                   run["p99_ms"] < ISOLATION_P99_MS if stack == "builtin" else None))
     cold = results.get("cold_start", {})
     if "emulator" in cold:
         targets.append(_target(f"cold start < {COLD_START_S:g} s (median of 5)", "builtin",
@@ -207,6 +218,7 @@ def render(results: dict[str, Any]) -> str:
                              f"{run['client_cpu']:.2f}", f"{run.get('foreign_cores', 0.0):.2f}"])
         out.append(_table(["stack", "clients", "ticks/s", "ceiling/s", "lag p50/p99 ms", "dropped", "starved",
                            "RSS MiB", "server cores", "client cores", "others' cores"], rows))
+    out += _isolation_table(results)
     cold = results.get("cold_start", {})
     contracts = results.get("contracts")
     if cold or contracts:
@@ -230,6 +242,24 @@ def render(results: dict[str, Any]) -> str:
     for error in results.get("errors", []):
         out.append(f"HARNESS ERROR: {error}")
     return "\n".join(out)
+
+
+def _isolation_rows(results: dict[str, Any]) -> list[list[str]]:
+    return [[stack, ISOLATION_LABELS[scenario], f"{run['p50_ms']:.1f} / {run['p99_ms']:.1f}", f"{run['max_ms']:.1f}",
+             f"{run['probes']:,}", f"{run['heavy_rps']:,.0f}", f"{run.get('foreign_cores', 0.0):.2f}"]
+            for stack, scenarios in results.get("isolation", {}).items() for scenario, run in scenarios.items()]
+
+
+_ISOLATION_HEADER = ["stack", "meanwhile", "cheap GET p50 / p99 ms", "max ms", "probes", "heavy req/s",
+                     "others' cores"]
+
+
+def _isolation_table(results: dict[str, Any]) -> list[str]:
+    rows = _isolation_rows(results)
+    if not rows:
+        return []
+    return ["", "Isolation: a cheap GET /v1/orders/{id}, one at a time, while 4 other clients loop on heavy requests",
+            _table(_ISOLATION_HEADER, rows)]
 
 
 def _rounds_note(results: dict[str, Any]) -> str:
@@ -282,6 +312,10 @@ def markdown(results: dict[str, Any]) -> str:
                            f"{run['lag_p50_ms']:.1f} / {run['lag_p99_ms']:.1f} | {run['dropped']:,} | "
                            f"{run['starved']} | {run['rss_mib']:.0f} | {run['server_cpu']:.2f} | "
                            f"{run.get('foreign_cores', 0.0):.2f} |")
+    isolation_rows = _isolation_rows(results)
+    if isolation_rows:
+        out += ["", "| " + " | ".join(_ISOLATION_HEADER) + " |", "|---|---|---:|---:|---:|---:|---:|"]
+        out += ["| " + " | ".join(row) + " |" for row in isolation_rows]
     ceilings = results.get("stacks", {})
     if ceilings:
         levels = _ceiling_levels(ceilings)

@@ -41,16 +41,18 @@ def base_url(host: str, port: int, scheme: str = "http") -> str:
     return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
-def start_banner(config: Config, port: int, store: StateStore | None = None) -> Banner:
+def start_banner(config: Config, port: int, store: StateStore | None = None, tls: str = "") -> Banner:
     """Every URL a client needs, the pre-provisioned client, a token in one command, the webhook endpoints and
     their secrets (only those the emulator made: a secret the user chose stays out of terminal logs), and the
-    state file."""
-    base = base_url(config.host, port)
+    state file. `tls`: the certificate served and how to trust it (HTTPS and WSS then)."""
+    base = base_url(config.host, port, "https" if tls else "http")
     banner = Banner(f"Tradefence Sandbox on {base} (seed {config.seed})")
     banner.add("API", f"{base}/v1")
     banner.add("Auth", f"{base}/authorize  {base}/token")
     banner.add("Stream", f"ws{base.removeprefix('http')}/market-data")
     banner.add("Dashboard", f"{base}/_mock/")
+    if tls:
+        banner.add("TLS", tls)
     banner.add("Client", f"client_id {SANDBOX_CLIENT.client_id}  client_secret {SANDBOX_CLIENT.client_secret}")
     body = f'{{"subject":"{config.default_subject}"}}'
     banner.add("Token", f"curl -s {base}/_mock/tokens -H 'Content-Type: application/json' -d {shlex.quote(body)}")

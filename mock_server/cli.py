@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, NoReturn
 from mock_server import heap
 
 if TYPE_CHECKING:
+    import ssl
+
+    from mock_server.config import Config
     from mock_server.services import Services
 
 PROG = "tradefence-mock"
@@ -57,11 +60,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--state", help="keep accounts, orders, tokens and pending webhooks in this SQLite file "
                                         "across restarts (default: in memory)")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    parser.add_argument("--tls", action="store_true", default=None,
+                        help="serve HTTPS and WSS on the same port, with a certificate from a local CA made on "
+                             "first use (TRADEFENCE_CA_DIR says where)")
+    parser.add_argument("--tls-cert", help="your own certificate chain (PEM) instead; implies --tls")
+    parser.add_argument("--tls-key", help="its private key (PEM)")
+    parser.add_argument("--tls-ca-path", action="store_true",
+                        help="print the local CA's certificate file (making the CA if needed) and exit")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.tls_ca_path:
+        from mock_server.serving import tls
+
+        print(tls.LocalCA(tls.ca_dir()).cert_path)
+        return 0
     # The emulator's modules load here, not at the top: with the collector paused first (see heap.pause).
     heap.pause()
     from mock_server.app import create_app
@@ -74,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, os.environ, host=args.host, port=args.port, seed=args.seed,
                              market_mode=args.market_mode, webhook_url=args.webhook_url,
-                             webhook_secret=args.webhook_secret, state=args.state)
+                             webhook_secret=args.webhook_secret, state=args.state, tls=args.tls,
+                             tls_cert=args.tls_cert, tls_key=args.tls_key)
     except ConfigError as exc:
         return fail(f"configuration error: {exc}")
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
@@ -84,17 +100,22 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"state error: {exc}")
     services: Services = app.extensions["tradefence"]
     try:
+        context, trust = tls_context(config)
+    except (OSError, ValueError) as exc:
+        services.close(grace=0)
+        return fail(f"TLS error: {exc}")
+    try:
         # Full collections under load walk only what is new (short pauses, flat), and run between answers.
         limits = Limits(max_body_bytes=config.max_body_bytes, max_connections=config.max_connections,
                         max_websockets=config.max_websockets)
-        server = make_server(config.host, config.port, app, limits, after_answer=heap.collect_if_due)
+        server = make_server(config.host, config.port, app, limits, after_answer=heap.collect_if_due, tls=context)
     except OSError as exc:
         services.close(grace=0)
         return fail(cannot_listen(config.host, config.port, exc))
     heap.collect_incrementally()
     stop_on_signals()
     try:  # from here on Ctrl-C or SIGTERM is a clean stop, even before the server loop has started
-        print(start_banner(config, server.server_port, services.store).render(), flush=True)
+        print(start_banner(config, server.server_port, services.store, tls=trust).render(), flush=True)
         # Open streams get their 1001 close frame while the server still relays it.
         server.serve_forever(before_close=lambda: app.extensions["tradefence"].stream.close())
     except KeyboardInterrupt:
@@ -107,6 +128,21 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             return fail("stopped at once: pending webhook deliveries were not finished")
     return 0
+
+
+def tls_context(config: Config) -> tuple[ssl.SSLContext | None, str]:
+    """The server's TLS context (None without TLS), and the banner's line on the certificate and how to trust it."""
+    if not (config.tls or config.tls_cert):
+        return None, ""
+    from mock_server.serving import tls  # cryptography loads only for TLS: the plain start stays quick
+
+    if config.tls_cert:
+        return tls.server_context(Path(config.tls_cert), Path(config.tls_key)), f"your certificate {config.tls_cert}"
+    ca = tls.LocalCA(tls.ca_dir())
+    path = ca.cert_path
+    return ca.server_context((config.host,)), (
+        f"from the local CA {path} ({'made now' if ca.created else 'kept'}); trust it with REQUESTS_CA_BUNDLE={path} "
+        f"or SSL_CERT_FILE={path} (Python, curl), NODE_EXTRA_CA_CERTS={path} (Node), or your OS's store")
 
 
 def fail(message: str) -> int:

@@ -87,9 +87,15 @@ class Config:
     state: str = ""  # SQLite file keeping accounts, orders, tokens, webhooks across restarts; empty: in memory
     max_connections: int = 2048  # open at once (websockets included); past it a newcomer gets 503 + Retry-After
     max_websockets: int = 256  # market-data sessions at once (a thread each); past it, close code 1013
+    tls: bool = False  # HTTPS and WSS on the same port, with a certificate from the user's local CA
+    tls_cert: str = ""  # the user's own certificate chain (PEM) instead; with tls_key
+    tls_key: str = ""
+    webhook_ca_file: str = ""  # PEM file of the CA webhook receivers' certificates are checked against
 
     def __post_init__(self) -> None:
         """Values built in code (tests, flags) are checked like those read from a file."""
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("tls_cert and tls_key go together: the certificate chain and its private key")
         for key, check in _CHECKS.items():
             _checked(check, getattr(self, key), _where(key, key, getattr(self, key)))
         for index, entry in enumerate(self.webhooks):
@@ -119,7 +125,7 @@ _SCALARS = {f.name: f for f in fields(Config) if f.name not in ("clients", "webh
 ENVIRONMENT = {"TRADEFENCE_SEED": "seed", "TRADEFENCE_PORT": "port", "TRADEFENCE_HOST": "host",
                "TRADEFENCE_MARKET_MODE": "market_mode", "PORT": "port", "HOST": "host", "SEED": "seed",
                "TRADEFENCE_WEBHOOK_URL": "webhook_url", "TRADEFENCE_WEBHOOK_SECRET": "webhook_secret",
-               "TRADEFENCE_STATE": "state"}
+               "TRADEFENCE_STATE": "state", "TRADEFENCE_WEBHOOK_CA": "webhook_ca_file"}
 
 
 def _positive(value: float | Decimal) -> None:

@@ -100,7 +100,7 @@ def build_services(config: Config, clock: Clock | None = None, *, transport: Tra
     key raises ``StateError``.
     """
     clock = clock or Clock()
-    transport = transport or RequestsTransport()
+    transport = transport or RequestsTransport(config.webhook_ca_file or None)
     if store is None and config.state:
         store = StateStore(config.state)
     try:

@@ -27,7 +27,7 @@ def console_script(*args: str, env: Mapping[str, str] | None = None,
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
-        match = re.match(r"Tradefence Sandbox on (http://127\.0\.0\.1:\d+) ", line)
+        match = re.match(r"Tradefence Sandbox on (https?://127\.0\.0\.1:\d+) ", line)
         assert match, line + (process.stderr.read() if process.poll() is not None else "")
         yield process, match.group(1)
     finally:

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +43,8 @@ class Receiver:
         self._counts: dict[tuple[str, str], int] = {}
         self.plan: Plan = lambda _: 204
         host, port = server.server_address[:2]
-        self.url = f"http://{host}:{port}"
+        scheme = "https" if isinstance(server.socket, ssl.SSLSocket) else "http"
+        self.url = f"{scheme}://{host}:{port}"
 
     @property
     def received(self) -> list[Received]:
@@ -72,8 +74,8 @@ class Receiver:
 
 
 @contextmanager
-def receiver(port: int = 0) -> Iterator[Receiver]:
-    """A receiver on ``port`` (0: a free one)."""
+def receiver(port: int = 0, tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """A receiver on ``port`` (0: a free one); https:// with a ``tls`` server context."""
     holder: list[Receiver] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -88,6 +90,8 @@ def receiver(port: int = 0) -> Iterator[Receiver]:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     holder.append(Receiver(server))
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="webhook-receiver", daemon=True)
