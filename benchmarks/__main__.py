@@ -31,7 +31,7 @@ from benchmarks import OUT_DIR, PRISM_VERSION, ROOT, HarnessError, isolation, re
 from benchmarks import stacks as serving_stacks
 from benchmarks import stream as streaming
 from benchmarks.load import LoadResult, wrk_available
-from benchmarks.procs import HOST, CpuMeter, Server, free_port, install_signal_handlers
+from benchmarks.procs import BENCH_CA_DIR, HOST, CpuMeter, Server, free_port, install_signal_handlers
 
 SPEC = ROOT / "openapi.yaml"
 PRISM_BIN = OUT_DIR / "node_modules" / ".bin" / "prism"
@@ -59,14 +59,15 @@ def _config_file(name: str, text: str) -> Path:
     return path
 
 
-def emulator_server(config: Path | None, name: str = "builtin") -> Server:
+def emulator_server(config: Path | None, name: str = "builtin", *, tls: bool = False) -> Server:
     """The emulator as `make mock-up` runs it, with Python's default of keeping compiled modules (and the emulator
     its parsed spec) in `__pycache__`. Some environments, this sandbox among them, set PYTHONDONTWRITEBYTECODE=1;
     where nothing was ever cached, every start then compiles the emulator's modules and parses the spec again."""
-    argv = [sys.executable, "-m", "mock_server", "--port", "0", "--quiet"]
+    argv = [sys.executable, "-m", "mock_server", "--port", "0", "--quiet", *(["--tls"] if tls else [])]
     if config is not None:
         argv += ["--config", str(config)]
-    return Server(name, argv, url_line=True, env={"PYTHONDONTWRITEBYTECODE": None})
+    return Server(name, argv, url_line=True,
+                  env={"PYTHONDONTWRITEBYTECODE": None, "TRADEFENCE_CA_DIR": str(BENCH_CA_DIR)})
 
 
 def gunicorn_server(config: Path, worker: str = "gthread") -> Server:
@@ -109,7 +110,7 @@ class Run:
         self.args = args
         self.results: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
                                         "machine": machine(), "settings": settings(args), "rest": {},
-                                        "stream": {}, "isolation": {}, "cold_start": {}, "errors": [],
+                                        "stream": {}, "tls": {}, "isolation": {}, "cold_start": {}, "errors": [],
                                         "background_cores": {}}
         self.started = time.monotonic()
 
@@ -157,6 +158,19 @@ class Run:
         finally:
             for stack, endpoints in figures.items():
                 self.results["rest"][stack] = _stored(endpoints)
+
+    def tls(self, config: Path) -> None:
+        """GET and POST over HTTPS beside plain HTTP: two emulators at once, measured in turns."""
+        figures: dict[str, dict[str, dict[int, LoadResult]]] = {}
+        try:
+            with contextlib.ExitStack() as running:
+                contenders = [rest.Contender(running.enter_context(emulator_server(config, name, tls=name == "tls")),
+                                             rest.EMULATOR, self.args.reference_connections, self.args.rounds)
+                              for name in ("plain", "tls")]
+                rest.side_by_side(contenders, ("get_order", "create_order"), self.args.seconds, self.args.warmup,
+                                  progress, figures)
+        finally:
+            self.results["tls"] = {stack: _stored(endpoints) for stack, endpoints in figures.items()}
 
     def soak(self, config: Path) -> None:
         with emulator_server(config) as server:
@@ -271,6 +285,9 @@ class Run:
             if "gunicorn" in stacks:
                 self.section("stream: emulator (gunicorn gthread)",
                              lambda: self.stream("gunicorn", lambda: gunicorn_server(stream_config)))
+        if "tls" in sections:
+            self.section("REST over TLS beside plain HTTP: two emulators (their own server), in turns",
+                         lambda: self.tls(rest_config))
         if "isolation" in sections:
             self.section("isolation: a cheap GET beside 4 clients on heavy requests (its own server)",
                          lambda: self.isolation("builtin", lambda: emulator_server(rest_config, "builtin-isolation")))
@@ -343,8 +360,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stacks", choices=["auto", "builtin", "all"], default="auto",
                         help="auto: measure gunicorn gthread only if the built-in server misses a REST target")
     parser.add_argument("--sections", nargs="+",
-                        default=["rest", "soak", "stream", "isolation", "stacks", "startup", "contracts"],
-                        choices=["rest", "soak", "stream", "isolation", "stacks", "startup", "contracts"])
+                        default=["rest", "soak", "tls", "stream", "isolation", "stacks", "startup", "contracts"],
+                        choices=["rest", "soak", "tls", "stream", "isolation", "stacks", "startup", "contracts"])
     parser.add_argument("--no-prism", action="store_true", help="skip Prism (its ratios then read n/a)")
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=OUT_DIR / "results.json")

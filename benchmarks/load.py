@@ -58,11 +58,14 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run(port: int, request: Request, connections: int, seconds: float, warmup: float) -> LoadResult:
+def run(port: int, request: Request, connections: int, seconds: float, warmup: float,
+        scheme: str = "http") -> LoadResult:
+    if scheme == "https" and not wrk_available():
+        raise HarnessError("load over TLS needs wrk (the asyncio load generator speaks plain HTTP only)")
     generate = _wrk if wrk_available() else _asyncio_load
     if warmup > 0:
-        generate(port, request, connections, warmup)
-    return generate(port, request, connections, seconds)
+        generate(port, request, connections, warmup, scheme)
+    return generate(port, request, connections, seconds, scheme)
 
 
 # -- wrk ------------------------------------------------------------------------------------------------------
@@ -94,14 +97,14 @@ end
     return "\n".join(lines)
 
 
-def _wrk(port: int, request: Request, connections: int, seconds: float) -> LoadResult:
+def _wrk(port: int, request: Request, connections: int, seconds: float, scheme: str = "http") -> LoadResult:
     text = _lua_script(request)
     script = OUT_DIR / "lua" / f"{request.method.lower()}-{hashlib.sha1(text.encode()).hexdigest()[:12]}.lua"
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(text)
     threads = max(1, min(connections, 2))
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-            "-s", str(script), f"http://{HOST}:{port}{request.path}"]
+            "-s", str(script), f"{scheme}://{HOST}:{port}{request.path}"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
     found = _RESULT.search(done.stdout)
     if done.returncode != 0 or found is None:
@@ -115,7 +118,7 @@ def _wrk(port: int, request: Request, connections: int, seconds: float) -> LoadR
 
 # -- asyncio fallback -----------------------------------------------------------------------------------------
 
-def _asyncio_load(port: int, request: Request, connections: int, seconds: float) -> LoadResult:
+def _asyncio_load(port: int, request: Request, connections: int, seconds: float, scheme: str = "http") -> LoadResult:
     return asyncio.run(_asyncio_main(port, request, connections, seconds))
 
 

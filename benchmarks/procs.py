@@ -15,6 +15,7 @@ import queue
 import resource
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -23,6 +24,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 
 from benchmarks import OUT_DIR, ROOT, HarnessError
+
+BENCH_CA_DIR = OUT_DIR / "ca"  # TRADEFENCE_CA_DIR of the emulators the bench serves over TLS
 
 HOST = "127.0.0.1"
 LOG_DIR = OUT_DIR / "logs"
@@ -137,7 +140,7 @@ class Server:
                 raise HarnessError(f"{self.name} exited before serving: {self.log_tail()}")
             text = line.decode(errors="replace")
             for word in text.split():
-                if word.startswith("http://"):
+                if word.startswith(("http://", "https://")):
                     self.url = word.rstrip(".,)")
                     self.port = int(self.url.rsplit(":", 1)[1])
                     return
@@ -151,6 +154,10 @@ class Server:
                 return
             time.sleep(0.005)
         raise HarnessError(f"{self.name} did not answer on port {self.port} within {self.start_timeout:.0f} s")
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.url.startswith("https://") else "http"
 
     # -- observation -----------------------------------------------------------------------------------------
 
@@ -202,8 +209,9 @@ def http_ready(port: int, path: str) -> bool:
 
 
 def call(port: int, method: str, path: str, body: object = None, token: str | None = None,
-         timeout: float = 10.0) -> tuple[int, object]:
-    """One JSON request to a server on 127.0.0.1: (status, parsed body or None)."""
+         timeout: float = 10.0, scheme: str = "http") -> tuple[int, object]:
+    """One JSON request to a server on 127.0.0.1: (status, parsed body or None). Over https the certificate is
+    checked against the bench's own CA (`BENCH_CA_DIR`), which the TLS servers it starts are told to use."""
     headers = {"Accept": "application/json"}
     data = None
     if body is not None:
@@ -211,7 +219,12 @@ def call(port: int, method: str, path: str, body: object = None, token: str | No
         headers["Content-Type"] = "application/json"
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    connection: http.client.HTTPConnection
+    if scheme == "https":
+        trusted = ssl.create_default_context(cafile=BENCH_CA_DIR / "ca.pem")
+        connection = http.client.HTTPSConnection(HOST, port, timeout=timeout, context=trusted)
+    else:
+        connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
         connection.request(method, path, body=data, headers=headers)
         response = connection.getresponse()

@@ -103,6 +103,15 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                                f"{run['lag_p99_ms']:.1f} ms", run["lag_p99_ms"] < LAG_P99_MS))
         targets.append(_target(f"server RSS < {RSS_MIB:g} MiB at {STREAM_CLIENTS} clients", stack,
                                f"{run['rss_mib']:.0f} MiB", run["rss_mib"] < RSS_MIB))
+    tls = results.get("tls", {})
+    if "plain" in tls and "tls" in tls:
+        for endpoint in ("get_order", "create_order"):
+            mine, theirs = tls["tls"].get(endpoint, {}), tls["plain"].get(endpoint, {})
+            pairs = [(int(c), mine[c]["rps"] / theirs[c]["rps"]) for c in sorted(set(mine) & set(theirs), key=int)
+                     if theirs[c]["rps"]]
+            if pairs:
+                targets.append(_target(f"{LABELS[endpoint]} over TLS vs plain HTTP", "builtin", _ratio_text(pairs),
+                                       None))
     for stack, scenarios in results.get("isolation", {}).items():
         for scenario, run in scenarios.items():
             if scenario == "quiet":
@@ -218,6 +227,7 @@ def render(results: dict[str, Any]) -> str:
                              f"{run['client_cpu']:.2f}", f"{run.get('foreign_cores', 0.0):.2f}"])
         out.append(_table(["stack", "clients", "ticks/s", "ceiling/s", "lag p50/p99 ms", "dropped", "starved",
                            "RSS MiB", "server cores", "client cores", "others' cores"], rows))
+    out += _tls_table(results)
     out += _isolation_table(results)
     cold = results.get("cold_start", {})
     contracts = results.get("contracts")
@@ -242,6 +252,28 @@ def render(results: dict[str, Any]) -> str:
     for error in results.get("errors", []):
         out.append(f"HARNESS ERROR: {error}")
     return "\n".join(out)
+
+
+def _tls_rows(results: dict[str, Any]) -> list[list[str]]:
+    tls = results.get("tls", {})
+    rows = []
+    for stack, endpoints in tls.items():
+        for endpoint, levels in endpoints.items():
+            for connections, run in sorted(levels.items(), key=lambda item: int(item[0])):
+                rows.append([stack, LABELS[endpoint], connections, f"{run['rps']:,.0f}",
+                             f"{run['p50_ms']:.1f} / {run['p99_ms']:.1f}", f"{run.get('foreign_cores', 0.0):.2f}"])
+    return rows
+
+
+_TLS_HEADER = ["scheme", "operation", "conns", "req/s", "p50 / p99 ms", "others' cores"]
+
+
+def _tls_table(results: dict[str, Any]) -> list[str]:
+    rows = _tls_rows(results)
+    if not rows:
+        return []
+    return ["", "The emulator over plain HTTP and over TLS (both its own server, measured in turns)",
+            _table(_TLS_HEADER, rows)]
 
 
 def _isolation_rows(results: dict[str, Any]) -> list[list[str]]:
@@ -312,6 +344,10 @@ def markdown(results: dict[str, Any]) -> str:
                            f"{run['lag_p50_ms']:.1f} / {run['lag_p99_ms']:.1f} | {run['dropped']:,} | "
                            f"{run['starved']} | {run['rss_mib']:.0f} | {run['server_cpu']:.2f} | "
                            f"{run.get('foreign_cores', 0.0):.2f} |")
+    tls_rows = _tls_rows(results)
+    if tls_rows:
+        out += ["", "| " + " | ".join(_TLS_HEADER) + " |", "|---|---|---:|---:|---:|---:|"]
+        out += ["| " + " | ".join(row) + " |" for row in tls_rows]
     isolation_rows = _isolation_rows(results)
     if isolation_rows:
         out += ["", "| " + " | ".join(_ISOLATION_HEADER) + " |", "|---|---|---:|---:|---:|---:|---:|"]

@@ -55,19 +55,19 @@ BARE = Flavour("bare", "/v1")
 
 def prepare(server: Server, flavour: Flavour) -> dict[str, Request]:
     """Mint a token, lift the rate limit, place one order to read back; check one answer per endpoint."""
-    port = server.port or 0
+    port, scheme = server.port or 0, server.scheme
     token, order_id = "bench", "ord_01JD6Q9S1T4ZV7K2X8B3N5M0PA"
     if flavour.kind in {"emulator", "prism"}:
-        status, body = call(port, "POST", "/_mock/tokens", {"subject": "bench"})
+        status, body = call(port, "POST", "/_mock/tokens", {"subject": "bench"}, scheme=scheme)
         if status != 201 or not isinstance(body, dict) or "access_token" not in body:
             raise HarnessError(f"{server.name}: POST /_mock/tokens answered {status}: {body}")
         token = body["access_token"]
     if flavour.kind == "emulator":
-        status, body = call(port, "PUT", "/_mock/rate-limit", UNLIMITED)
+        status, body = call(port, "PUT", "/_mock/rate-limit", UNLIMITED, scheme=scheme)
         if status != 200:
             raise HarnessError(f"{server.name}: PUT /_mock/rate-limit answered {status}: {body}")
     if flavour.kind in {"emulator", "prism"}:
-        status, body = call(port, "POST", f"{flavour.prefix}/orders", MARKET_ORDER, token)
+        status, body = call(port, "POST", f"{flavour.prefix}/orders", MARKET_ORDER, token, scheme=scheme)
         if status != 201 or not isinstance(body, dict):
             raise HarnessError(f"{server.name}: POST {flavour.prefix}/orders answered {status}: {body}")
         order_id = body["id"]
@@ -88,7 +88,7 @@ def prepare(server: Server, flavour: Flavour) -> dict[str, Request]:
 
 def _check(server: Server, flavour: Flavour, endpoint: str, request: Request, token: str, order_id: str) -> None:
     body = json.loads(request.body) if request.body else None
-    status, answer = call(server.port or 0, request.method, request.path, body, token)
+    status, answer = call(server.port or 0, request.method, request.path, body, token, scheme=server.scheme)
     expected = 201 if endpoint == "create_order" and flavour.kind != "bare" else 200
     problem = status != expected or not isinstance(answer, dict)
     if not problem and flavour.kind == "emulator":
@@ -111,12 +111,12 @@ def one_run(server: Server, flavour: Flavour, endpoint: str, connections: int, s
     filled orders and their webhook event records, must not slow down the next), then each endpoint's answer is
     checked once. A run with non-2xx answers or socket errors is a harness error, not a figure."""
     if flavour.kind == "emulator":
-        status, body = call(server.port or 0, "POST", "/_mock/reset", {})
+        status, body = call(server.port or 0, "POST", "/_mock/reset", {}, scheme=server.scheme)
         if status != 200:
             raise HarnessError(f"{server.name}: POST /_mock/reset answered {status}: {body}")
     requests = prepare(server, flavour)
     with CpuMeter(server) as meter:
-        result = run(server.port or 0, requests[endpoint], connections, seconds, warmup)
+        result = run(server.port or 0, requests[endpoint], connections, seconds, warmup, server.scheme)
     result.server_cores, result.foreign_cores = meter.server_cores, meter.foreign_cores
     if result.non_2xx or result.errors or not result.requests:
         raise HarnessError(f"{server.name} {LABELS[endpoint]} at {connections} connections: "
