@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mock_server.services import Services
 
 PROG = "tradefence-mock"
+SWITCH_INTERVAL_SECONDS = 0.001  # CPython's default is 0.005
 
 
 class _Parser(argparse.ArgumentParser):
@@ -113,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         services.close(grace=0)
         return fail(cannot_listen(config.host, config.port, exc))
     heap.collect_incrementally()
+    # A thread that wants the GIL waits up to the switch interval behind each busy thread; a cheap request beside
+    # CPU-heavy ones waits so three times (the loop, its worker, the loop again). A lone thread is never switched
+    # out, so this costs nothing uncontended (docs/performance.md, isolation).
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     stop_on_signals()
     try:  # from here on Ctrl-C or SIGTERM is a clean stop, even before the server loop has started
         print(start_banner(config, server.server_port, services.store, tls=trust).render(), flush=True)

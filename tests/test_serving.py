@@ -283,3 +283,13 @@ def test_the_log_names_paths_never_query_strings(app: Flask, caplog: pytest.LogC
         assert requests.get(f"{url}/_mock/clock?access_token=secret", timeout=5).status_code == 200
     assert any("/_mock/clock" in record.getMessage() for record in caplog.records)
     assert "secret" not in caplog.text
+
+
+def test_thousands_of_pipelined_requests_are_all_answered_in_order() -> None:
+    """Parsed a slice at a time while answers go out (`connection.PARSE_AHEAD`): nothing is lost or reordered."""
+    count = 3000
+    with running(Echo()) as server, connect(server) as sock:
+        sock.sendall(b"".join(f"GET /p{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for n in range(count)))
+        buffer = bytearray()
+        paths = [json.loads(read_response(sock, buffer)[2])["path"] for _ in range(count)]
+        assert paths == [f"/p{n}" for n in range(count)]

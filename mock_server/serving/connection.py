@@ -37,6 +37,8 @@ log = logging.getLogger("tradefence.server")
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 _REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 RETRY_AFTER_SECONDS = 1  # what a client refused for a full server is told to wait
+PARSE_AHEAD = 16  # complete requests a connection may have waiting before the rest of its bytes wait unparsed
+PARSE_SLICE = 8 * 1024  # bytes parsed at a time, so that parsing stops soon after PARSE_AHEAD is reached
 REFUSAL_IDLE_SECONDS = 5.0  # how long a connection that is to be refused may take to send its request head
 
 
@@ -113,6 +115,7 @@ class HttpConnection(asyncio.Protocol):
         self._idle: asyncio.TimerHandle | None = None
         self._idle_since: float | None = None  # when the wait for a complete request began; None while one is handled
         self._bridge: upgrade.Bridge | None = None
+        self._unfed = b""  # received, not yet parsed (see `_feed`)
         # Counting the head as it arrives (see `_count_head`).
         self._head_open = False  # between a request's first byte and the end of its head
         self._head_bytes = 0  # the parts of the open head httptools has reported: URL, complete header lines
@@ -151,22 +154,34 @@ class HttpConnection(asyncio.Protocol):
             return
         if self._closing or self._unparsed:
             return
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgraded:
-            self._upgrade(data[upgraded.args[0]:])
-            return
-        except _Stop:
-            pass
-        except httptools.HttpParserCallbackError as exc:
-            if not isinstance(exc.__context__, _Stop):  # a bug of ours: say so, and end only this connection
-                log.error("failed to parse a request", exc_info=exc.__context__ or exc)
-                self._abort()
+        self._unfed = self._unfed + data if self._unfed else data
+        self._feed()
+
+    def _feed(self) -> None:
+        """Parse what has arrived, a slice at a time, and stop while `PARSE_AHEAD` requests wait their turn: one
+        read may hold thousands of pipelined requests, and parsing them all at once would hold up every other
+        connection on the loop for as long. The rest waits here (one read at most: reading pauses meanwhile)."""
+        while self._unfed and not (self._closing or self._unparsed) and len(self._ready) < PARSE_AHEAD:
+            piece, self._unfed = self._unfed[:PARSE_SLICE], self._unfed[PARSE_SLICE:]
+            try:
+                self._parser.feed_data(piece)
+            except httptools.HttpParserUpgrade as upgraded:
+                leftover, self._unfed = piece[upgraded.args[0]:] + self._unfed, b""
+                self._upgrade(leftover)
                 return
-        except httptools.HttpParserError as exc:
-            self._stop_reading(400, f"Malformed HTTP request: {exc}")
-        else:
-            self._count_head(data)
+            except _Stop:
+                pass
+            except httptools.HttpParserCallbackError as exc:
+                if not isinstance(exc.__context__, _Stop):  # a bug of ours: say so, and end only this connection
+                    log.error("failed to parse a request", exc_info=exc.__context__ or exc)
+                    self._abort()
+                    return
+            except httptools.HttpParserError as exc:
+                self._stop_reading(400, f"Malformed HTTP request: {exc}")
+            else:
+                self._count_head(piece)
+        if self._unparsed:
+            self._unfed = b""
         self._answer_ready()
 
     def eof_received(self) -> bool | None:
@@ -324,7 +339,7 @@ class HttpConnection(asyncio.Protocol):
             elif self._refusal is not None:
                 self._refuse(*self._refusal)
                 return
-        if self._ready or self._write_paused:
+        if self._ready or self._unfed or self._write_paused:
             self._transport.pause_reading()  # type: ignore[union-attr]
         elif not self._unparsed:
             self._transport.resume_reading()  # type: ignore[union-attr]
@@ -376,7 +391,10 @@ class HttpConnection(asyncio.Protocol):
             self._arm_idle()  # the next request has `idle_seconds` to arrive whole
         if self._shared.after_answer is not None:
             self._shared.after_answer()
-        self._answer_ready()
+        if self._unfed and len(self._ready) < PARSE_AHEAD:
+            self._feed()  # which answers next
+        else:
+            self._answer_ready()
 
     def _refuse(self, status: int, message: str) -> None:
         """A request that never reached the app: plain text, then close (the stream cannot be trusted after)."""
