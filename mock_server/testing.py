@@ -135,7 +135,8 @@ class Sandbox:
         return list(self._call("GET", "/accounts")["data"])
 
     def orders(self, subject: str, **query: Any) -> list[JSON]:
-        """`subject`'s orders, newest first; `status="all"` (default `open`), `symbol`, `side`, `limit`."""
+        """`subject`'s orders, newest first; `status=` (`all` by default, `open`, `closed`, `filled`, ...),
+        `symbol=`, `side=`, `limit=`."""
         return list(self._call("GET", f"/accounts/acc_{subject}/orders", params=query)["data"])
 
     def positions(self, subject: str) -> list[JSON]:

@@ -312,7 +312,7 @@ def test_listing_filters_and_cursor_pagination(rig: Rig) -> None:
             break
     assert seen == newest_first
     assert [v.id for v in rig.engine.list_orders("u1", status="closed")[0]] == [placed[0]]
-    assert [v.id for v in rig.engine.list_orders("u1", status="CANCELLED")[0]] == [placed[0]]
+    assert [v.id for v in rig.engine.list_orders("u1", status="cancelled")[0]] == [placed[0]]
     assert len(rig.engine.list_orders("u1", status="open")[0]) == 6
     assert [v.id for v in rig.engine.list_orders("u1", symbol="WILD")[0]] == [placed[5], placed[3], placed[1]]
     assert rig.engine.list_orders("u1", side=SELL) == ([], None)

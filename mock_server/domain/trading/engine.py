@@ -54,7 +54,7 @@ from mock_server.domain.trading.state import ZERO, Account, AccountState, OrderS
 from mock_server.domain.trading.timeline import catch_up
 
 T = TypeVar("T")
-_LIST_STATUSES = frozenset({"all", "open", "closed", *OrderStatus})
+_LIST_STATUSES = frozenset({"all", "open", "closed", *(status.lower() for status in OrderStatus)})
 _MAX_PAGE = 500
 
 
@@ -267,8 +267,9 @@ class TradingEngine:
     def list_orders(self, subject: str, *, status: str = "all", symbol: str | None = None,
                     side: OrderSide | None = None, limit: int = 50,
                     cursor: str | None = None) -> tuple[list[OrderView], str | None]:
-        """Newest first. ``status`` is all, open (not final), closed (final) or one OrderStatus. The second value
-        is the cursor of the next page, None on the last page."""
+        """Newest first. ``status`` is all, open (not final), closed (final) or one OrderStatus in lower case
+        (``filled``: one spelling per value, which code generators need). The second value is the cursor of the
+        next page, None on the last page."""
         if status not in _LIST_STATUSES:
             raise ApiError(ErrorCode.INVALID_REQUEST, f"Unknown status filter {status!r}", field="status")
         if not 1 <= limit <= _MAX_PAGE:
@@ -277,7 +278,7 @@ class TradingEngine:
         def wanted(order: OrderState) -> bool:
             final = order.status.is_final
             return ((status == "all" or (status == "open" and not final) or (status == "closed" and final)
-                     or status == order.status)
+                     or status == order.status.lower())
                     and (symbol is None or order.symbol == symbol) and (side is None or order.side == side))
 
         if cursor is not None and not _ORDER_ID.match(cursor):
