@@ -32,6 +32,7 @@ lint: $(STAMP) node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/openapi-spec-validator openapi.yaml
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_modules/.bin/redocly lint openapi.yaml
+	node scripts/validate-asyncapi.mjs asyncapi.yaml
 
 # make bench: never part of make test. Prism goes into .bench/node_modules (not the repo's package.json);
 # wrk comes from Debian if it is missing (without it the bench falls back to a slower asyncio load generator).
