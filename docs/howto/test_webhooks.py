@@ -38,4 +38,6 @@ def test_a_triggered_event_takes_your_data(tradefence_sandbox: Sandbox) -> None:
     tradefence_sandbox.trigger("order.filled", data={"order": {"symbol": "TSLA", "quantity": 5}})
     (event,) = tradefence_sandbox.webhooks.wait_for("order.filled")
     order = event["data"]["order"]
-    assert (order["symbol"], order["quantity"]) == ("TSLA", 5)
+    # Everything else follows from what you gave: 5 shares filled, in fills of 5, at TSLA's price.
+    assert (order["symbol"], order["quantity"], order["filled_quantity"]) == ("TSLA", 5, 5)
+    assert sum(fill["quantity"] for fill in order["fills"]) == 5 and order["remaining_quantity"] == 0

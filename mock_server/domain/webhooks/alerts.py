@@ -55,6 +55,15 @@ class AlertSettings:
             raise ValueError("the alert check interval must be positive")
 
 
+def loss_message(symbol: str, loss_percent: Decimal) -> str:
+    """``loss_percent`` is negative: the unrealized P/L in percent of the cost basis."""
+    return f"{symbol} position is down {-loss_percent:.1f}% from its cost basis"
+
+
+def move_message(symbol: str, move_percent: Decimal) -> str:
+    return f"{symbol} moved {move_percent:+.1f}% since the position opened"
+
+
 OpenPositions = Callable[[], list[tuple[str, PositionView]]]  # (account id, position) for every open position
 PriceAt = Callable[[str, datetime], Decimal]
 AlertSink = Callable[[str, Alert, datetime], None]  # (account id, alert, when)
@@ -167,11 +176,11 @@ class AlertWatcher:
         loss = position.unrealized_pl_percent
         if -loss >= self._settings.loss_percent:
             found.append((AlertKind.POSITION_LOSS, loss, self._settings.loss_percent,
-                          f"{position.symbol} position is down {-loss:.1f}% from its cost basis"))
+                          loss_message(position.symbol, loss)))
         opened = self._price(position.symbol, position.opened_at)
         if opened > 0:
             move = ((self._price(position.symbol, now) - opened) * 100 / opened).quantize(CENT)
             if abs(move) >= self._settings.move_percent:
                 found.append((AlertKind.PRICE_MOVE, move, self._settings.move_percent,
-                              f"{position.symbol} moved {move:+.1f}% since the position opened"))
+                              move_message(position.symbol, move)))
         return found

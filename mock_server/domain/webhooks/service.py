@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from mock_server.domain.clock import Clock
 from mock_server.domain.trading.models import TradingEvent
@@ -12,7 +12,10 @@ from mock_server.domain.webhooks.alerts import Alert
 from mock_server.domain.webhooks.dispatcher import Dispatcher, EventRecord, PendingDelivery
 from mock_server.domain.webhooks.endpoints import Endpoint, EndpointRegistry
 from mock_server.domain.webhooks.events import EventFactory, EventType, WebhookEvent
-from mock_server.domain.webhooks.samples import DEFAULT_SYMBOL, Samples
+from mock_server.domain.webhooks.samples import AlertChoices, OrderChoices, PositionChoices, Samples
+
+Choices = OrderChoices | PositionChoices | AlertChoices
+C = TypeVar("C", OrderChoices, PositionChoices, AlertChoices)
 
 
 class Webhooks:
@@ -32,14 +35,15 @@ class Webhooks:
         """The alert watcher's sink."""
         self.dispatcher.publish_unread(self.events.from_alert(account_id, alert, at))
 
-    def sample_data(self, event_type: EventType, symbol: str | None = None) -> dict[str, Any]:
-        """The ``data`` of a made-up event of ``event_type``, in the spec's shape."""
+    def sample_data(self, event_type: EventType, choices: Choices | None = None) -> dict[str, Any]:
+        """The ``data`` of a made-up event of ``event_type`` in the spec's shape, built around ``choices`` (the
+        ones of its type: ``OrderChoices`` for ``order.filled``, and so on)."""
         shapes = self.events.shapes
         if event_type is EventType.ORDER_FILLED:
-            return {"order": shapes.order(self.samples.order(symbol or DEFAULT_SYMBOL))}
+            return {"order": shapes.order(self.samples.order(_of(OrderChoices, choices)))}
         if event_type is EventType.POSITION_CLOSED:
-            return {"position": shapes.closed_position(self.samples.closed_position(symbol or DEFAULT_SYMBOL))}
-        return {"alert": shapes.alert(self.samples.alert(symbol))}
+            return {"position": shapes.closed_position(self.samples.closed_position(_of(PositionChoices, choices)))}
+        return {"alert": shapes.alert(self.samples.alert(_of(AlertChoices, choices)))}
 
     def build(self, event_type: EventType, account_id: str, data: Mapping[str, Any]) -> WebhookEvent:
         """An event at the current clock, not yet published (so a caller can check it first)."""
@@ -59,3 +63,9 @@ class Webhooks:
 
     def stop(self, grace: float) -> list[PendingDelivery]:
         return self.dispatcher.stop(grace)
+
+
+def _of(kind: type[C], choices: Choices | None) -> C | None:
+    if choices is not None and not isinstance(choices, kind):
+        raise TypeError(f"{type(choices).__name__} are not the choices of this event type")
+    return choices
