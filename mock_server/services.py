@@ -33,6 +33,7 @@ from mock_server.domain.webhooks.events import EventFactory
 from mock_server.domain.webhooks.samples import Samples
 from mock_server.domain.webhooks.service import Webhooks
 from mock_server.outbound import RequestsTransport
+from mock_server.re2_patterns import compile_pattern
 from mock_server.web import render
 
 
@@ -159,7 +160,7 @@ def build_services(config: Config, clock: Clock | None = None, *, transport: Tra
             require_auth=config.require_auth, auth_timeout_seconds=config.stream_auth_timeout)),
         webhooks=webhooks,
         alerts=alerts,
-        faults=Faults(config.seed, clock, IdGenerator(config.seed, clock, stream="faults").new),
+        faults=Faults(config.seed, clock, IdGenerator(config.seed, clock, stream="faults").new, compile_pattern),
         request_ids=IdGenerator(config.seed, clock, stream="requests"),
         journal=journal if journal is not None else Journal(config.journal_size),
         transport=transport,

@@ -9,8 +9,9 @@ the error, closes the socket); the market-data stream asks `stream_disconnect_af
 
 Choices:
 
-- A fault is scoped by operation id, by a regular expression searched in the request path, by both, or by
-  neither (every API operation). Stream faults (`stream_disconnect_after`) apply to market-data connections only.
+- A fault is scoped by operation id, by a regular expression (RE2 syntax) searched in the request path, by
+  both, or by neither (every API operation). Stream faults (`stream_disconnect_after`) apply to market-data
+  connections only.
 - Faults are evaluated in creation order. Every matching fault with latency adds it; the first matching fault
   that forces an outcome (an error code, a 5xx or a dropped connection) decides the outcome, and later ones are
   not evaluated for that request (they neither draw nor use up their count).
@@ -27,7 +28,6 @@ Choices:
 from __future__ import annotations
 
 import random
-import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -35,6 +35,7 @@ from datetime import datetime
 
 from mock_server.domain.clock import Clock
 from mock_server.domain.errors import ApiError, ErrorCode
+from mock_server.domain.patterns import PathPattern, PatternCompiler
 
 FORCIBLE_STATUSES = (500, 502, 503)
 MAX_LATENCY_MS = 60_000
@@ -107,17 +108,20 @@ NO_INJECTION = Injection()
 @dataclass(slots=True)
 class _Active:
     fault: Fault
-    pattern: re.Pattern[str] | None
+    pattern: PathPattern | None
     random: random.Random = field(repr=False)
 
 
 class Faults:
     """The active faults of one emulator; thread-safe."""
 
-    def __init__(self, seed: int, clock: Clock, new_id: Callable[[str], str]) -> None:
+    def __init__(self, seed: int, clock: Clock, new_id: Callable[[str], str], compile_pattern: PatternCompiler) -> None:
+        """`compile_pattern` compiles each fault's `path` (RE2 in the emulator: a client's pattern must not be
+        able to make a search backtrack)."""
         self._seed = seed
         self._clock = clock
         self._new_id = new_id
+        self._compile_pattern = compile_pattern
         self._lock = threading.Lock()
         self._active: dict[str, _Active] = {}
         self._created = 0
@@ -127,7 +131,7 @@ class Faults:
     def add(self, request: FaultRequest, forcible: Mapping[str, frozenset[int]]) -> Fault:
         """Create a fault. `forcible` maps every API operation id to the statuses it documents an error envelope
         for; an `operation` outside it, or one that cannot answer with the fault's status, is refused."""
-        pattern = _check(request, forcible)
+        pattern = _check(request, forcible, self._compile_pattern)
         with self._lock:
             self._created += 1
             fault = Fault(self._new_id("flt"), request, self._clock.now(), remaining=request.count)
@@ -245,7 +249,8 @@ _MESSAGES = {
 }
 
 
-def _check(request: FaultRequest, forcible: Mapping[str, frozenset[int]]) -> re.Pattern[str] | None:
+def _check(request: FaultRequest, forcible: Mapping[str, frozenset[int]],
+           compile_pattern: PatternCompiler) -> PathPattern | None:
     """Refuse what could never be applied or would break the spec; return the compiled path pattern."""
     outcomes = [name for name, present in (("error_code", request.error_code is not None),
                                            ("status", request.status is not None),
@@ -286,6 +291,6 @@ def _check(request: FaultRequest, forcible: Mapping[str, frozenset[int]]) -> re.
     if request.path is None:
         return None
     try:
-        return re.compile(request.path)
-    except re.error as exc:
-        raise FaultError(f"path is not a valid regular expression: {exc}", "path") from None
+        return compile_pattern(request.path)
+    except ValueError as exc:
+        raise FaultError(f"path is {exc}", "path") from None

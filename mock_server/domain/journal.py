@@ -12,7 +12,6 @@ Plain Python: the web layer turns a Flask request into the raw pieces `record` t
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections import deque
 from collections.abc import Iterable
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
+
+from mock_server.domain.patterns import PathPattern
 
 MASK = "***"
 MAX_BODY_CHARS = 64 * 1024
@@ -70,10 +71,10 @@ class _Recorded(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class JournalFilter:
-    """Every given criterion must hold; `path` is a regular expression searched in the path."""
+    """Every given criterion must hold; `path` is a client's pattern searched in the path."""
 
     method: str | None = None
-    path: re.Pattern[str] | None = None
+    path: PathPattern | None = None
     operation: str | None = None
     status: int | None = None
     limit: int = 100

@@ -3,7 +3,6 @@ injected faults, the request journal and a summary of the state."""
 
 from __future__ import annotations
 
-import re
 import threading
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,8 +16,10 @@ from mock_server.domain.faults import FaultRequest
 from mock_server.domain.journal import JournalFilter
 from mock_server.domain.market.hours import MarketMode
 from mock_server.domain.oauth.clients import ALL_SCOPES, OAuthClient
+from mock_server.domain.patterns import PathPattern
 from mock_server.domain.ratelimit import RateLimitSettings
 from mock_server.domain.trading.models import OrderSide
+from mock_server.re2_patterns import compile_pattern
 from mock_server.services import Services, reseeded
 from mock_server.web import render
 from mock_server.web.routing import Api, Call
@@ -204,14 +205,13 @@ def _subject(account_id: str) -> str:
     return account_id.removeprefix("acc_")
 
 
-def _pattern(text: str | None) -> re.Pattern[str] | None:
+def _pattern(text: str | None) -> PathPattern | None:
     if text is None:
         return None
     try:
-        return re.compile(text)
-    except re.error as exc:
-        raise ApiError(ErrorCode.INVALID_REQUEST, f"path is not a valid regular expression: {exc}",
-                       field="path") from None
+        return compile_pattern(text)
+    except ValueError as exc:
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"path is {exc}", field="path") from None
 
 
 def _state(services: Services) -> dict[str, object]:

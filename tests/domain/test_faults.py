@@ -11,6 +11,7 @@ import pytest
 from mock_server.domain.clock import Clock
 from mock_server.domain.errors import ErrorCode
 from mock_server.domain.faults import FaultError, FaultRequest, Faults
+from mock_server.re2_patterns import compile_pattern
 
 API = {"createOrder": frozenset({400, 422, 429, 500, 502, 503}), "getAccount": frozenset({401, 429, 500, 502, 503}),
        "token": frozenset({413, 415, 500, 502, 503})}
@@ -19,7 +20,7 @@ API = {"createOrder": frozenset({400, 422, 429, 500, 502, 503}), "getAccount": f
 def faults(seed: int = 7) -> Faults:
     counter = itertools.count(1)
     return Faults(seed, Clock(start=datetime(2026, 11, 25, 15, tzinfo=UTC), frozen=True),
-                  lambda prefix: f"{prefix}_{next(counter):026d}")
+                  lambda prefix: f"{prefix}_{next(counter):026d}", compile_pattern)
 
 
 def take(store: Faults, operation: str = "createOrder", path: str = "/v1/orders"):
