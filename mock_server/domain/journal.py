@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl
 from mock_server.domain.patterns import PathPattern
 
 MASK = "***"
+TOO_DEEP = "(a JSON body nested too deeply to show)"
 MAX_BODY_CHARS = 64 * 1024
 SECRET_FIELDS = frozenset({"client_secret", "code", "refresh_token", "access_token", "code_verifier", "secret",
                            "password", "token"})
@@ -183,6 +184,8 @@ def _body(raw: bytes, content_type: str) -> tuple[Any, bool]:
             shown = masked(json.loads(text))
         except ValueError:
             shown = text
+        except RecursionError:  # nested past what the parser (or masking) can walk: not shown, so nothing leaks
+            shown = TOO_DEEP
     elif kind == "application/x-www-form-urlencoded":
         shown = masked(dict(parse_qsl(text, keep_blank_values=True)))
     else:

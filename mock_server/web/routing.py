@@ -165,6 +165,8 @@ def _read_body(operation: Operation) -> Any:
         return _JSON.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))  # as json.loads decodes bytes
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(ErrorCode.MALFORMED_JSON, f"The body is not valid JSON: {exc}") from None
+    except RecursionError:  # `[` x 100000: the parser's own limit, free to catch (no scan before every parse)
+        raise ApiError(ErrorCode.MALFORMED_JSON, "The body nests arrays or objects too deeply to parse") from None
 
 
 def media_type(environ: Mapping[str, Any]) -> str:

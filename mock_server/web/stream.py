@@ -148,6 +148,9 @@ def _handle(raw: str | bytes, connection: Connection, hub: StreamHub, messages: 
     except (ValueError, UnicodeDecodeError) as exc:
         hub.report(connection, ErrorCode.MALFORMED_JSON, f"The message is not valid JSON: {exc}")
         return
+    except RecursionError:
+        hub.report(connection, ErrorCode.MALFORMED_JSON, "The message nests arrays or objects too deeply to parse")
+        return
     try:
         messages.check(message, root="")
     except InvalidInput as exc:
