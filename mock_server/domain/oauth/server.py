@@ -255,6 +255,11 @@ class AuthorizationServer:
             grant = self._grants.get(principal.grant_id)
         if grant is None or grant.revoked:
             raise ApiError(ErrorCode.INVALID_CREDENTIALS, "The access token was revoked")
+        # A token speaks only for its grant's subject, through its client, within its scopes: one signed with the
+        # key but naming someone else's grant (the key follows the seed unless configured) gets nothing.
+        if (grant.subject != principal.subject or grant.client_id != principal.client_id
+                or not principal.scopes <= frozenset(grant.scopes)):
+            raise ApiError(ErrorCode.INVALID_CREDENTIALS, "The access token does not match its grant")
         return principal
 
     def reset(self) -> None:

@@ -75,4 +75,16 @@ class AccessTokens:
             scopes=frozenset(str(claims.get("scope", "")).split()), grant_id=str(claims["gid"]),
             token_id=str(claims["jti"]),
         )
-        return principal, datetime.fromtimestamp(claims["exp"], UTC)
+        return principal, _expiry(claims["exp"])
+
+
+def _expiry(exp: object) -> datetime:
+    """`exp` as an instant; one no clock can show (1e20, NaN, a string) makes the token invalid, not the request
+    fail. PyJWT checks its type only when it checks expiry, which it leaves to us (our clock, not the host's)."""
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise ApiError(ErrorCode.INVALID_CREDENTIALS, "The access token is invalid: exp must be a number")
+    try:
+        return datetime.fromtimestamp(exp, UTC)
+    except (OverflowError, ValueError, OSError):
+        raise ApiError(ErrorCode.INVALID_CREDENTIALS, f"The access token is invalid: exp {exp} is out of range"
+                       ) from None
