@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mock_server.domain.oauth.clients import OAuthClient
@@ -34,12 +34,28 @@ def _instant(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
+_TEN_THOUSANDTH = Decimal("0.0001")
+
+
 def _money(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
+def amount(text: str) -> Decimal:
+    """A stored amount. NaN, Infinity or 1e999 (a row edited by hand) is refused here, when the file is read, not
+    met by a request later: an amount must round to a ten-thousandth in the emulator's arithmetic, as all do."""
+    value = Decimal(text)
+    try:
+        rounds = value.is_finite() and value.quantize(_TEN_THOUSANDTH).is_finite()
+    except InvalidOperation:  # too many digits to round so
+        rounds = False
+    if not rounds:
+        raise ValueError(f"{text!r} is not an amount")
+    return value
+
+
 def _decimal(text: str | None) -> Decimal | None:
-    return None if text is None else Decimal(text)
+    return None if text is None else amount(text)
 
 
 # -- trading ------------------------------------------------------------------------------------------------------
@@ -67,10 +83,10 @@ def load_order(text: str) -> OrderState:
         type=OrderType(data["type"]), side=OrderSide(data["side"]), quantity=int(data["quantity"]),
         limit_price=_decimal(data.get("limit_price")), stop_price=_decimal(data.get("stop_price")),
         time_in_force=TimeInForce(data["time_in_force"]), strategy=Strategy(data["strategy"]),
-        created_at=created_at, reserve_price=Decimal(data["reserve_price"]), last_step=int(data["last_step"]),
+        created_at=created_at, reserve_price=amount(data["reserve_price"]), last_step=int(data["last_step"]),
         expires_at=_instant(data.get("expires_at")), status=OrderStatus(data["status"]),
-        fills=[Fill(int(q), Decimal(p), datetime.fromisoformat(t)) for q, p, t in data.get("fills", [])],
-        filled_quantity=int(data.get("filled_quantity", 0)), filled_value=Decimal(data.get("filled_value", "0.00")),
+        fills=[Fill(int(q), amount(p), datetime.fromisoformat(t)) for q, p, t in data.get("fills", [])],
+        filled_quantity=int(data.get("filled_quantity", 0)), filled_value=amount(data.get("filled_value", "0.00")),
         triggered=bool(data.get("triggered", False)), pinned=bool(data.get("pinned", False)),
         reject_reason=data.get("reject_reason"), updated_at=_instant(data.get("updated_at")),
         filled_at=_instant(data.get("filled_at")), cancelled_at=_instant(data.get("cancelled_at")),
@@ -93,9 +109,9 @@ def load_positions(text: str) -> dict[str, PositionState]:
         position = PositionState(
             symbol=data["symbol"], opened_at=datetime.fromisoformat(data["opened_at"]),
             updated_at=datetime.fromisoformat(data["updated_at"]), quantity=int(data["quantity"]),
-            cost=Decimal(data["cost"]), bought_quantity=int(data["bought_quantity"]),
-            bought_value=Decimal(data["bought_value"]), sold_quantity=int(data["sold_quantity"]),
-            sold_value=Decimal(data["sold_value"]), realized_pl=Decimal(data["realized_pl"]),
+            cost=amount(data["cost"]), bought_quantity=int(data["bought_quantity"]),
+            bought_value=amount(data["bought_value"]), sold_quantity=int(data["sold_quantity"]),
+            sold_value=amount(data["sold_value"]), realized_pl=amount(data["realized_pl"]),
         )
         positions[position.symbol] = position
     return positions

@@ -10,7 +10,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 
 from mock_server.domain.idempotency import StoredResponse
@@ -140,6 +139,12 @@ class StateStore:
                     conn.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
                 elif version != SCHEMA_VERSION:
                     raise StateError(f"{self.path} has state schema {version}; this emulator reads {SCHEMA_VERSION}")
+            # Every page, once, before anything is read or written: a damaged one fails the start here, rather than
+            # a request later (an index page is read only when a write needs it).
+            problem = str(self._conn.execute("PRAGMA quick_check(1)").fetchone()[0])
+            if problem != "ok":  # e.g. "*** in database main ***\nOn tree page 6 cell 0: invalid page number ..."
+                raise StateError(f"the state file {self.path} is damaged ({problem.splitlines()[-1]}): restore it "
+                                 f"from a copy, or use another --state file")
         except sqlite3.OperationalError as exc:
             self.close()
             if "locked" in str(exc):
@@ -147,6 +152,9 @@ class StateStore:
             raise StateError(f"cannot use the state file {self.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
             self.close()
+            if exc.sqlite_errorname == "SQLITE_CORRUPT":
+                raise StateError(f"the state file {self.path} is damaged ({exc}): restore it from a copy, or use "
+                                 f"another --state file") from None
             raise StateError(f"{self.path} is not a state file: {exc}") from None
         except StateError:
             self.close()
@@ -171,10 +179,15 @@ class StateStore:
                 raise StateError(f"the state file {self.path} was written with another signing key: start with "
                                  f"the signing_key it was written with (or without one, if it had none), or use "
                                  f"another --state file")
-            epoch = int(self._meta(conn, "starts") or 0)
+            with self._reading("meta"):
+                epoch = int(self._meta(conn, "starts") or 0)
             for key, value in (("seed", str(seed)), ("key_id", key_id), ("starts", str(epoch + 1))):
                 conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-            self.restored = self._read(conn, epoch)
+            try:
+                self.restored = self._read(conn, epoch)
+            except sqlite3.DatabaseError as exc:  # a page quick_check passed but reading did not
+                raise StateError(f"the state file {self.path} is damaged ({exc}): restore it from a copy, or use "
+                                 f"another --state file") from None
             return self.restored
 
     def start_over(self) -> None:
@@ -231,55 +244,73 @@ class StateStore:
 
     def _read(self, conn: sqlite3.Connection, epoch: int) -> Snapshot:
         orders: dict[str, list[OrderState]] = {}
-        for subject, data in conn.execute("SELECT subject, data FROM orders ORDER BY id"):
-            orders.setdefault(subject, []).append(codec.load_order(data))
+        with self._reading("orders"):
+            for subject, data in conn.execute("SELECT subject, data FROM orders ORDER BY id"):
+                orders.setdefault(subject, []).append(codec.load_order(data))
         accounts = []
-        for subject, created_at, starting_cash, cash, realized_pl, positions in conn.execute(
-                "SELECT subject, created_at, starting_cash, cash, realized_pl, positions FROM accounts"):
-            state = AccountState.fresh(Decimal(starting_cash))
-            state.cash = Decimal(cash)
-            state.realized_pl = Decimal(realized_pl)
-            state.positions = codec.load_positions(positions)
-            for order in orders.get(subject, []):
-                state.add_order(order)
-                state.settle(order)
-            accounts.append(SavedAccount(subject, datetime.fromisoformat(created_at), state))
+        with self._reading("accounts"):
+            for subject, created_at, starting_cash, cash, realized_pl, positions in conn.execute(
+                    "SELECT subject, created_at, starting_cash, cash, realized_pl, positions FROM accounts"):
+                state = AccountState.fresh(codec.amount(starting_cash))
+                state.cash = codec.amount(cash)
+                state.realized_pl = codec.amount(realized_pl)
+                state.positions = codec.load_positions(positions)
+                for order in orders.get(subject, []):
+                    state.add_order(order)
+                    state.settle(order)
+                accounts.append(SavedAccount(subject, datetime.fromisoformat(created_at), state))
         deliveries: dict[str, list[StoredDelivery]] = {}
-        for event_id, data in conn.execute("SELECT event_id, data FROM webhook_deliveries ORDER BY rowid"):
-            deliveries.setdefault(event_id, []).append(codec.load_delivery(data))
+        with self._reading("webhook_deliveries"):
+            for event_id, data in conn.execute("SELECT event_id, data FROM webhook_deliveries ORDER BY rowid"):
+                deliveries.setdefault(event_id, []).append(codec.load_delivery(data))
         events = []
-        for event_id, sequence, kind, created_at, account_id, body in conn.execute(
-                "SELECT id, sequence, type, created_at, account_id, body FROM webhook_events ORDER BY sequence"):
-            body = bytes(body)
-            event = WebhookEvent(event_id, EventType(kind), datetime.fromisoformat(created_at), account_id, body)
-            events.append(SavedEvent(event, int(sequence), tuple(deliveries.get(event_id, ()))))
-        responses = tuple(
-            SavedResponse(scope, key, fingerprint, datetime.fromisoformat(expires_at),
-                          StoredResponse(int(status), bytes(body), tuple(tuple(h) for h in json.loads(headers))))
-            for scope, key, fingerprint, expires_at, status, body, headers in conn.execute(
-                "SELECT scope, key, fingerprint, expires_at, status, body, headers FROM idempotency"))
-        clock = self._meta(conn, "clock")
-        saved_clock = None
-        if clock is not None:
-            data = json.loads(clock)
-            saved_clock = SavedClock(bool(data["frozen"]), datetime.fromisoformat(data["at"]), float(data["offset"]))
-        alerts = self._meta(conn, "alerts")
-        mode = self._meta(conn, "market_mode")
-        return Snapshot(
-            epoch=epoch,
-            accounts=tuple(accounts),
-            grants=tuple((grant_id, codec.load_grant(data))
-                         for grant_id, data in conn.execute("SELECT grant_id, data FROM grants ORDER BY grant_id")),
-            clients=tuple(codec.load_client(data)
-                          for (data,) in conn.execute("SELECT data FROM oauth_clients ORDER BY rowid")),
-            endpoints=tuple(codec.load_endpoint(data)
-                            for (data,) in conn.execute("SELECT data FROM webhook_endpoints ORDER BY rowid")),
-            events=tuple(events),
-            responses=responses,
-            alerts=codec.load_alerts(alerts) if alerts else frozenset(),
-            clock=saved_clock,
-            market_mode=None if mode is None else MarketMode(mode),
-        )
+        with self._reading("webhook_events"):
+            for event_id, sequence, kind, created_at, account_id, body in conn.execute(
+                    "SELECT id, sequence, type, created_at, account_id, body FROM webhook_events ORDER BY sequence"):
+                event = WebhookEvent(event_id, EventType(kind), datetime.fromisoformat(created_at), account_id,
+                                     bytes(body))
+                events.append(SavedEvent(event, int(sequence), tuple(deliveries.get(event_id, ()))))
+        with self._reading("idempotency"):
+            responses = tuple(
+                SavedResponse(scope, key, fingerprint, datetime.fromisoformat(expires_at),
+                              StoredResponse(int(status), bytes(body), tuple(tuple(h) for h in json.loads(headers))))
+                for scope, key, fingerprint, expires_at, status, body, headers in conn.execute(
+                    "SELECT scope, key, fingerprint, expires_at, status, body, headers FROM idempotency"))
+        with self._reading("meta"):
+            clock = self._meta(conn, "clock")
+            saved_clock = None
+            if clock is not None:
+                data = json.loads(clock)
+                saved_clock = SavedClock(bool(data["frozen"]), datetime.fromisoformat(data["at"]),
+                                         float(data["offset"]))
+            alerts_text = self._meta(conn, "alerts")
+            alerts = codec.load_alerts(alerts_text) if alerts_text else frozenset()
+            mode = self._meta(conn, "market_mode")
+            market_mode = None if mode is None else MarketMode(mode)
+        with self._reading("grants"):
+            grants = tuple((grant_id, codec.load_grant(data))
+                           for grant_id, data in conn.execute("SELECT grant_id, data FROM grants ORDER BY grant_id"))
+        with self._reading("oauth_clients"):
+            clients = tuple(codec.load_client(data)
+                            for (data,) in conn.execute("SELECT data FROM oauth_clients ORDER BY rowid"))
+        with self._reading("webhook_endpoints"):
+            endpoints = tuple(codec.load_endpoint(data)
+                              for (data,) in conn.execute("SELECT data FROM webhook_endpoints ORDER BY rowid"))
+        return Snapshot(epoch=epoch, accounts=tuple(accounts), grants=grants, clients=clients, endpoints=endpoints,
+                        events=tuple(events), responses=responses, alerts=alerts, clock=saved_clock,
+                        market_mode=market_mode)
+
+    @contextmanager
+    def _reading(self, table: str) -> Iterator[None]:
+        """A row of `table` that does not decode (edited by hand, written by another program) fails the start with
+        one line naming the file and the table, as the other state errors do, instead of a traceback."""
+        try:
+            yield
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError) as exc:
+            reason = str(exc) if not isinstance(exc, ArithmeticError) else "not a number"
+            raise StateError(f"the state file {self.path} has a row in {table} that cannot be read "
+                             f"({type(exc).__name__}: {reason}): fix or remove it, or use another --state file"
+                             ) from None
 
 
 class StateWriter:
