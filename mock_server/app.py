@@ -8,7 +8,7 @@ from mock_server.config import Config
 from mock_server.services import Services, build_services
 from mock_server.spec.document import SpecDocument
 from mock_server.spec.responses import ResponseChecker
-from mock_server.web import account, ai, auth, batch, control, dashboard, market, orders, stream, webhooks
+from mock_server.web import account, ai, auth, batch, control, dashboard, market, orders, routing, stream, webhooks
 from mock_server.web.errors import install_error_handlers
 from mock_server.web.flask_app import EmulatorFlask
 from mock_server.web.json_provider import FastJSONProvider
@@ -23,7 +23,8 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     config = config or Config()
     services = services or build_services(config)
     document = document or SpecDocument.load()
-    app = EmulatorFlask("mock_server")
+    app = EmulatorFlask("mock_server", static_folder=None)  # no /static route: every route is in the spec
+    app.url_map.converters.update(routing.CONVERTERS)
     app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False,
                       SOCK_SERVER_OPTIONS=dict(stream.SERVER_OPTIONS))
     provider = FastJSONProvider(app)

@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass
 from functools import cached_property
@@ -50,10 +49,6 @@ class Operation:
     secured: bool
     tag: str
     source: str
-
-    @property
-    def flask_rule(self) -> str:
-        return re.sub(r"\{(\w+)\}", r"<\1>", self.url_path)
 
 
 class SpecDocument:

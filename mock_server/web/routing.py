@@ -9,6 +9,7 @@ Idempotency-Key → the handler.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -16,6 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, make_response, request
 from flask.typing import ResponseReturnValue
+from werkzeug.routing import BaseConverter, Map
 
 from mock_server.domain.errors import ApiError, ErrorCode
 from mock_server.domain.idempotency import StoredResponse
@@ -63,6 +65,7 @@ class Api:
         self.document = document
         self._extensions = extensions  # the app's own (one Api per app): read per request, never kept
         self._validators = {op.operation_id: RequestValidator(document, op) for op in document.operations}
+        self._rules = flask_rules(document.operations)
         self._endpoints: dict[str, Operation] = {}
         # What a fault may force on each API operation: the statuses it documents the error envelope for.
         self.forcible = faults.forcible_statuses(document)
@@ -101,7 +104,7 @@ class Api:
                     return _idempotent(call, key, handler)
                 return handler(call)
 
-            blueprint.add_url_rule(operation.flask_rule, endpoint=operation_id, view_func=view,
+            blueprint.add_url_rule(self._rules[operation_id], endpoint=operation_id, view_func=view,
                                    methods=[operation.method], provide_automatic_options=False)
             self._endpoints[f"{blueprint.name}.{operation_id}"] = operation
             return handler
@@ -124,6 +127,58 @@ class Api:
     def missing_handlers(self) -> list[str]:
         bound = {op.operation_id for op in self._endpoints.values()}
         return sorted(op.operation_id for op in self.document.operations if op.operation_id not in bound)
+
+
+class SegmentConverter(BaseConverter):
+    """One path segment, except the literals given: the fixed segments of sibling routes at that place.
+
+    Werkzeug answers 405 with an `Allow` made of every rule the path matches. `/_mock/webhooks/deliveries` matched
+    `GET /_mock/webhooks/deliveries` and also `DELETE /_mock/webhooks/{endpointId}`, so `Allow` offered `DELETE`,
+    which then answered 400 (no endpoint is called `deliveries`). Refusing the sibling's literal here keeps `Allow`
+    to the methods that path really has."""
+
+    def __init__(self, url_map: Map, *taken: str) -> None:
+        super().__init__(url_map)
+        self.regex = "".join(rf"(?!{re.escape(literal)}\Z)" for literal in taken) + "[^/]+"
+
+
+CONVERTERS: Mapping[str, type[BaseConverter]] = MappingProxyType({"segment": SegmentConverter})
+"""Register these in the app's `url_map.converters` before the blueprints (`create_app` does)."""
+
+
+def flask_rules(operations: tuple[Operation, ...]) -> dict[str, str]:
+    """Each operation's Werkzeug rule: `{name}` becomes `<name>`, or `<segment('literal', ...):name>` where a route
+    of the same shape has a fixed segment in that place (see `SegmentConverter`)."""
+    shapes = {op.operation_id: op.url_path.split("/") for op in operations}
+    rules = {}
+    for operation_id, parts in shapes.items():
+        rule = []
+        for place, part in enumerate(parts):
+            name = _variable(part)
+            if name is None:
+                rule.append(part)
+                continue
+            taken = sorted({other[place] for other in shapes.values() if _fixed_beside(other, parts, place)})
+            rule.append(f"<segment({', '.join(map(repr, taken))}):{name}>" if taken else f"<{name}>")
+        rules[operation_id] = "/".join(rule)
+    return rules
+
+
+def _variable(part: str) -> str | None:
+    return part[1:-1] if part.startswith("{") and part.endswith("}") else None
+
+
+def _fixed_beside(other: list[str], parts: list[str], place: int) -> bool:
+    """`other` has a fixed segment at `place`, and a path could match `parts` and `other` everywhere else."""
+    if len(other) != len(parts) or _variable(other[place]) is not None:
+        return False
+    return all(_may_match(mine, theirs) for index, (mine, theirs) in enumerate(zip(parts, other, strict=True))
+               if index != place)
+
+
+def _may_match(part: str, other: str) -> bool:
+    """Some path segment matches both."""
+    return part == other or _variable(part) is not None or _variable(other) is not None
 
 
 def _authenticate(operation: Operation, found: Services, state: Any) -> Principal:
