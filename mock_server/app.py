@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from mock_server.config import Config
+from mock_server.config import Config, ConfigError
 from mock_server.services import Services, build_services
 from mock_server.spec.document import SpecDocument
 from mock_server.spec.responses import ResponseChecker
@@ -33,7 +33,10 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.extensions["tradefence"] = services
     app.extensions["tradefence.spec"] = document
 
-    api = Api(document, app.extensions)
+    if config.beyond_loopback and not config.control_token:
+        raise ConfigError(f"control_token: listening on {config.host or 'every address'} lets other machines in, so "
+                          "the control plane needs a token (TRADEFENCE_CONTROL_TOKEN; the CLI makes one)")
+    api = Api(document, app.extensions, control_token=config.control_token if config.beyond_loopback else None)
     app.extensions["tradefence.api"] = api
     for module in BLUEPRINTS:
         app.register_blueprint(module.blueprint(api))

@@ -41,10 +41,12 @@ def base_url(host: str, port: int, scheme: str = "http") -> str:
     return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
-def start_banner(config: Config, port: int, store: StateStore | None = None, tls: str = "") -> Banner:
+def start_banner(config: Config, port: int, store: StateStore | None = None, tls: str = "", *,
+                 made_control_token: bool = False) -> Banner:
     """Every URL a client needs, the pre-provisioned client, a token in one command, the webhook endpoints and
     their secrets (only those the emulator made: a secret the user chose stays out of terminal logs), and the
-    state file. `tls`: the certificate served and how to trust it (HTTPS and WSS then)."""
+    state file. `tls`: the certificate served and how to trust it (HTTPS and WSS then). Beyond loopback: a
+    warning, and the control token (printed only when the emulator made it)."""
     base = base_url(config.host, port, "https" if tls else "http")
     banner = Banner(f"Tradefence Sandbox on {base} (seed {config.seed})")
     banner.add("API", f"{base}/v1")
@@ -54,8 +56,18 @@ def start_banner(config: Config, port: int, store: StateStore | None = None, tls
     if tls:
         banner.add("TLS", tls)
     banner.add("Client", f"client_id {SANDBOX_CLIENT.client_id}  client_secret {SANDBOX_CLIENT.client_secret}")
+    control = ""
+    if config.beyond_loopback:
+        banner.warnings.append(f"listening on {config.host or 'every address'}: other machines can reach this "
+                               "emulator; its control plane (/_mock) now needs Authorization: Bearer <control token>")
+        token = config.control_token if made_control_token else "$TRADEFENCE_CONTROL_TOKEN"
+        shown = "made now; set TRADEFENCE_CONTROL_TOKEN to choose one" if made_control_token else "the configured one"
+        banner.add("Control", f"Authorization: Bearer {token} ({shown})")
+        control = f" -H {shlex.quote(f'Authorization: Bearer {config.control_token}')}" if made_control_token \
+            else ' -H "Authorization: Bearer $TRADEFENCE_CONTROL_TOKEN"'
     body = f'{{"subject":"{config.default_subject}"}}'
-    banner.add("Token", f"curl -s {base}/_mock/tokens -H 'Content-Type: application/json' -d {shlex.quote(body)}")
+    banner.add("Token", f"curl -s {base}/_mock/tokens{control} -H 'Content-Type: application/json' "
+                        f"-d {shlex.quote(body)}")
     given = ([config.webhook_secret] if config.webhook_url else []) + [entry.secret for entry in config.webhooks]
     for entry, secret in zip(config.webhook_endpoints, given, strict=True):
         events = ", ".join(entry.events) if entry.events else "all events"

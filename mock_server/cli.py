@@ -10,9 +10,11 @@ import argparse
 import errno
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -48,10 +50,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog=PROG,
         description="Tradefence Sandbox: a local emulator of the Tradefence trading API.",
         epilog="Environment: HOST, PORT, SEED (or TRADEFENCE_HOST/PORT/SEED), TRADEFENCE_MARKET_MODE, "
-               "TRADEFENCE_WEBHOOK_URL, TRADEFENCE_WEBHOOK_SECRET, TRADEFENCE_STATE.",
+               "TRADEFENCE_WEBHOOK_URL, TRADEFENCE_WEBHOOK_SECRET, TRADEFENCE_STATE, TRADEFENCE_CONTROL_TOKEN.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
-    parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--host", help="interface to bind (default 127.0.0.1; any other address puts /_mock behind "
+                                       "a bearer token, TRADEFENCE_CONTROL_TOKEN or one made and printed)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks a free one)")
     parser.add_argument("--seed", type=int, help="seed of the market simulator and ids (default 42)")
     parser.add_argument("--config", type=Path, help="TOML config file")
@@ -94,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                              tls_cert=args.tls_cert, tls_key=args.tls_key)
     except ConfigError as exc:
         return fail(f"configuration error: {exc}")
+    config, made_control_token = with_control_token(config)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     try:
         app = create_app(config)
@@ -120,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     stop_on_signals()
     try:  # from here on Ctrl-C or SIGTERM is a clean stop, even before the server loop has started
-        print(start_banner(config, server.server_port, services.store, tls=trust).render(), flush=True)
+        print(start_banner(config, server.server_port, services.store, tls=trust,
+                           made_control_token=made_control_token).render(), flush=True)
         # Open streams get their 1001 close frame while the server still relays it.
         server.serve_forever(before_close=lambda: app.extensions["tradefence"].stream.close())
     except KeyboardInterrupt:
@@ -148,6 +153,14 @@ def tls_context(config: Config) -> tuple[ssl.SSLContext | None, str]:
     return ca.server_context((config.host,)), (
         f"from the local CA {path} ({'made now' if ca.created else 'kept'}); trust it with REQUESTS_CA_BUNDLE={path} "
         f"or SSL_CERT_FILE={path} (Python, curl), NODE_EXTRA_CA_CERTS={path} (Node), or your OS's store")
+
+
+def with_control_token(config: Config) -> tuple[Config, bool]:
+    """Beyond loopback the control plane needs a bearer secret: the configured one, or one made now (and printed,
+    as a made webhook secret is). True when it was made."""
+    if not config.beyond_loopback or config.control_token:
+        return config, False
+    return replace(config, control_token=secrets.token_urlsafe(24)), True
 
 
 def fail(message: str) -> int:

@@ -7,6 +7,7 @@ A bad file fails at start with a message naming the key.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -91,6 +92,7 @@ class Config:
     tls_cert: str = ""  # the user's own certificate chain (PEM) instead; with tls_key
     tls_key: str = ""
     webhook_ca_file: str = ""  # PEM file of the CA webhook receivers' certificates are checked against
+    control_token: str = ""  # TRADEFENCE_CONTROL_TOKEN: what /_mock wants as a bearer token beyond loopback
 
     def __post_init__(self) -> None:
         """Values built in code (tests, flags) are checked like those read from a file."""
@@ -116,6 +118,17 @@ class Config:
         return tuple(found)
 
     @property
+    def beyond_loopback(self) -> bool:
+        """Whether the bind address lets other machines in: then the control plane wants `control_token`.
+        A host name other than `localhost` counts as beyond: what it resolves to is not known to be loopback."""
+        if self.host.lower() == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return True
+
+    @property
     def token_key(self) -> str:
         """The JWT signing key: configured, or derived from the seed so a restarted emulator accepts old tokens."""
         return self.signing_key or hashlib.sha256(f"tradefence-sandbox:{self.seed}".encode()).hexdigest()
@@ -125,7 +138,8 @@ _SCALARS = {f.name: f for f in fields(Config) if f.name not in ("clients", "webh
 ENVIRONMENT = {"TRADEFENCE_SEED": "seed", "TRADEFENCE_PORT": "port", "TRADEFENCE_HOST": "host",
                "TRADEFENCE_MARKET_MODE": "market_mode", "PORT": "port", "HOST": "host", "SEED": "seed",
                "TRADEFENCE_WEBHOOK_URL": "webhook_url", "TRADEFENCE_WEBHOOK_SECRET": "webhook_secret",
-               "TRADEFENCE_STATE": "state", "TRADEFENCE_WEBHOOK_CA": "webhook_ca_file"}
+               "TRADEFENCE_STATE": "state", "TRADEFENCE_WEBHOOK_CA": "webhook_ca_file",
+               "TRADEFENCE_CONTROL_TOKEN": "control_token"}
 
 
 def _positive(value: float | Decimal) -> None:
@@ -166,6 +180,12 @@ def _optional(check: Callable[[str], object]) -> Callable[[str], None]:
     return run
 
 
+def _bearer_token(value: str) -> None:
+    """RFC 6750's b64token: what an Authorization header can carry as it is."""
+    if not re.fullmatch(r"[A-Za-z0-9\-._~+/]+=*", value):
+        raise ValueError("a bearer token is letters, digits and -._~+/ (then any =)")
+
+
 def _consent(value: str) -> None:
     if value not in ("auto", "page"):
         raise ValueError("must be auto (approve at once) or page (show an approve/deny page)")
@@ -174,6 +194,7 @@ def _consent(value: str) -> None:
 _CHECKS: dict[str, Callable[[Any], object]] = {
     "port": _port,
     "consent": _consent,
+    "control_token": _optional(_bearer_token),
     "webhook_url": _optional(check_url),
     "webhook_secret": _optional(check_secret),
     "webhook_timeout": _positive,
@@ -203,7 +224,7 @@ def _checked(check: Callable[[Any], object], value: Any, where: str) -> None:
 
 def _where(key: str, source: str, value: Any) -> str:
     """Name the key and show the value, except a secret's."""
-    return source if "secret" in key else f"{source}: {value!r}"
+    return source if "secret" in key or "token" in key else f"{source}: {value!r}"
 
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None, **flags: Any) -> Config:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 LOCAL_SERVER_DESCRIPTION = "Local emulator"
 SPEC_URI = "urn:tradefence:openapi"
+OAUTH_SCHEME = "oauth2"
+CONTROL_SCHEME = "controlToken"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +48,8 @@ class Operation:
     body_schema: dict[str, Any] | None
     body_required: bool
     scopes: tuple[str, ...]
-    secured: bool
+    secured: bool  # needs an OAuth access token
+    control: bool  # the control plane: needs the control token when the emulator listens beyond loopback
     tag: str
     source: str
 
@@ -115,6 +118,7 @@ class SpecDocument:
         body = self.resolve(spec["requestBody"]) if "requestBody" in spec else None
         content_type, body_schema = next(iter(body["content"].items())) if body else (None, None)
         security = spec.get("security", self.raw.get("security", []))
+        oauth = [requirement for requirement in security if OAUTH_SCHEME in requirement]
         return Operation(
             operation_id=spec["operationId"],
             method=method.upper(),
@@ -126,8 +130,9 @@ class SpecDocument:
             body_content_type=content_type,
             body_schema=body_schema["schema"] if body_schema else None,
             body_required=bool(body and body.get("required")),
-            scopes=tuple(scope for requirement in security for scopes in requirement.values() for scope in scopes),
-            secured=bool(security),
+            scopes=tuple(scope for requirement in oauth for scope in requirement[OAUTH_SCHEME]),
+            secured=bool(oauth),
+            control=any(CONTROL_SCHEME in requirement for requirement in security),
             tag=spec.get("tags", ["untagged"])[0],
             source=spec.get("x-tradefence-source", "inferred"),
         )

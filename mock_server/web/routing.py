@@ -8,6 +8,7 @@ Idempotency-Key → the handler.
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ from mock_server.web import faults
 from mock_server.web.errors import HttpError, error_response
 
 REALM = 'Bearer realm="tradefence"'
+CONTROL_REALM = 'Bearer realm="tradefence-control"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +63,12 @@ def services() -> Services:
 class Api:
     """Binds handlers to the spec's operations; knows which operation a Flask endpoint serves."""
 
-    def __init__(self, document: SpecDocument, extensions: Mapping[str, Any]) -> None:
+    def __init__(self, document: SpecDocument, extensions: Mapping[str, Any], *,
+                 control_token: str | None = None) -> None:
+        """`control_token`: what every control-plane operation wants as its bearer token (None: open, as on
+        loopback)."""
         self.document = document
+        self._control_token = control_token
         self._extensions = extensions  # the app's own (one Api per app): read per request, never kept
         self._validators = {op.operation_id: RequestValidator(document, op) for op in document.operations}
         self._rules = flask_rules(document.operations)
@@ -79,9 +85,12 @@ class Api:
         operation = validator.operation
         forcible = self.forcible.get(operation_id)
         takes_query = any(parameter.location == "query" for parameter in operation.parameters)
+        control_token = self._control_token if operation.control else None
 
         def register(handler: Handler) -> Handler:
             def view(**path: str) -> ResponseReturnValue:
+                if control_token is not None:
+                    _check_control_token(control_token)
                 found = self.services()
                 if forcible is not None:
                     forced = faults.inject(found, operation, forcible)
@@ -202,6 +211,17 @@ def _authenticate(operation: Operation, found: Services, state: Any) -> Principa
             {"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{" ".join(operation.scopes)}"'},
         )
     return principal
+
+
+def _check_control_token(expected: str) -> None:
+    """Beyond loopback, anyone who can reach the port could reset the emulator, mint tokens for any account or
+    inject faults: the control plane then wants its own bearer secret."""
+    scheme, _, token = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    # The environ is latin-1 text, so any header encodes; compare_digest takes the time of a match either way.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("latin-1"), expected.encode()):
+        raise HttpError(ApiError(ErrorCode.INVALID_CREDENTIALS, "The control plane needs Authorization: Bearer "
+                                 "<TRADEFENCE_CONTROL_TOKEN> (the emulator listens beyond loopback)"),
+                        {"WWW-Authenticate": CONTROL_REALM})
 
 
 def _read_body(operation: Operation) -> Any:

@@ -9,6 +9,9 @@ const ORDERS_PER_ACCOUNT = 20;
 const ROWS = 50;
 const DEFAULT_SYMBOLS = ['AAPL', 'MSFT', 'GOOGL', 'AMZN', 'TSLA', 'NVDA'];
 const POLL_HEADERS = { 'X-Tradefence-Dashboard': 'poll' };
+// Listening beyond loopback, the emulator wants a bearer token on /_mock: asked for once, kept for this tab.
+const TOKEN_KEY = 'tradefence-control-token';
+let tokenDeclined = false;
 
 const watched = new Set(symbolsFromQuery() || DEFAULT_SYMBOLS);
 const quotes = new Map();     // symbol -> {bid, ask, last, size, at}
@@ -76,8 +79,31 @@ function badge(text, kind) {
   return el('span', text, `badge ${kind || text}`);
 }
 
+function pollFetch(path, token) {
+  const headers = token ? { ...POLL_HEADERS, Authorization: `Bearer ${token}` } : POLL_HEADERS;
+  return fetch(path, { headers, cache: 'no-store' });
+}
+
+function askForToken(refused) {
+  // Polls run in parallel: only the first refusal of a token asks; the others retry with the answer.
+  if (tokenDeclined || sessionStorage.getItem(TOKEN_KEY) !== refused) return;
+  const given = window.prompt('This emulator listens beyond loopback, so its control plane needs the control '
+    + 'token (printed at start, or TRADEFENCE_CONTROL_TOKEN):');
+  if (given && given.trim()) {
+    sessionStorage.setItem(TOKEN_KEY, given.trim());
+  } else {
+    tokenDeclined = true;
+  }
+}
+
 async function getJson(path) {
-  const response = await fetch(path, { headers: POLL_HEADERS, cache: 'no-store' });
+  const sent = sessionStorage.getItem(TOKEN_KEY);
+  let response = await pollFetch(path, sent);
+  if (response.status === 401) {
+    askForToken(sent);
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token && token !== sent) response = await pollFetch(path, token);
+  }
   if (!response.ok) {
     const error = new Error(`${path}: HTTP ${response.status}`);
     error.status = response.status;
@@ -124,7 +150,8 @@ async function poll() {
     renderWebhooks(deliveries);
     setStatus(`updated ${new Date().toLocaleTimeString()}`, false);
   } catch (error) {
-    setStatus(`emulator unreachable: ${error.message}`, true);
+    const why = error.status === 401 ? 'the control token is missing or wrong (reload to enter it)' : 'unreachable';
+    setStatus(`emulator ${why}: ${error.message}`, true);
   } finally {
     setTimeout(poll, POLL_MS);
   }
