@@ -39,6 +39,7 @@ from mock_server.domain.patterns import PathPattern, PatternCompiler
 
 FORCIBLE_STATUSES = (500, 502, 503)
 MAX_LATENCY_MS = 60_000
+MAX_FAULTS = 100  # active at once: every API request is matched against each, so a client's faults stay few
 
 
 class FaultError(ApiError):
@@ -133,6 +134,9 @@ class Faults:
         for; an `operation` outside it, or one that cannot answer with the fault's status, is refused."""
         pattern = _check(request, forcible, self._compile_pattern)
         with self._lock:
+            if len(self._active) >= MAX_FAULTS:
+                raise ApiError(ErrorCode.INVALID_REQUEST, f"At most {MAX_FAULTS} faults can be active at once: "
+                               "delete some first (DELETE /_mock/faults/{faultId}, or DELETE /_mock/faults)")
             self._created += 1
             fault = Fault(self._new_id("flt"), request, self._clock.now(), remaining=request.count)
             generator = random.Random(f"faults:{self._seed}:{self._created}")

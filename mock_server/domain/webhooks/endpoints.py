@@ -17,6 +17,10 @@ from mock_server.domain.ids import IdGenerator
 from mock_server.domain.webhooks.events import EventType
 from mock_server.domain.webhooks.signing import check_secret, new_secret
 
+# Registered through the control plane at once: every event is sent to each (a delivery lane, with a thread, per
+# endpoint), so what a client registers stays bounded. Configured endpoints do not count.
+MAX_REGISTERED = 100
+
 
 class EndpointSource(StrEnum):
     CONFIG = "config"  # from the config file or TRADEFENCE_WEBHOOK_URL: survives a reset
@@ -123,6 +127,10 @@ class EndpointRegistry:
             except ValueError as exc:
                 raise ApiError(ErrorCode.INVALID_REQUEST, f"events: {exc}", field="events") from None
         with self._lock:
+            registered = sum(1 for e in self._endpoints.values() if e.source is EndpointSource.CONTROL)
+            if source is EndpointSource.CONTROL and registered >= MAX_REGISTERED:
+                raise ApiError(ErrorCode.INVALID_REQUEST, f"At most {MAX_REGISTERED} webhook endpoints can be "
+                               "registered at once: delete some first (DELETE /_mock/webhooks/{endpointId})")
             endpoint = Endpoint(id=self._ids.new("we"), url=url, secret=secret or new_secret(self._rng),
                                 events=checked_events, created_at=self._clock.now(), source=source)
             self._endpoints[endpoint.id] = endpoint
