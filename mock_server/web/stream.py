@@ -33,7 +33,7 @@ from mock_server.domain.stream import (
 from mock_server.spec.document import SpecDocument
 from mock_server.spec.validation import InvalidInput, SchemaValidator
 from mock_server.web.render import timestamp
-from mock_server.web.routing import services
+from mock_server.web.routing import LONE_SURROGATE, has_lone_surrogate, services
 
 PATH = "/market-data"
 # Pings find clients that vanished without closing the TCP connection; the size cap bounds what one client
@@ -150,6 +150,9 @@ def _handle(raw: str | bytes, connection: Connection, hub: StreamHub, messages: 
         return
     except RecursionError:
         hub.report(connection, ErrorCode.MALFORMED_JSON, "The message nests arrays or objects too deeply to parse")
+        return
+    if has_lone_surrogate(raw, message):
+        hub.report(connection, ErrorCode.MALFORMED_JSON, f"The message is not valid JSON: {LONE_SURROGATE}")
         return
     try:
         messages.check(message, root="")

@@ -46,3 +46,33 @@ def test_the_stream_answers_deep_json_with_an_error_and_stays_open(base_url: str
         assert client.recv()["type"] == "authenticated"
     finally:
         client.close()
+
+
+LONE = '{"subject": "\\ud800"}'  # JSON escapes half a surrogate pair: no Unicode string has it
+
+
+@pytest.mark.parametrize("body", [LONE, '{"subject": "a\\uDC00b"}', '{"subject": "ok", "cash": ["\\udbff"]}'])
+def test_an_escaped_lone_surrogate_is_malformed_json(http: CheckedSession, body: str) -> None:
+    response = http.post("/_mock/tokens", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == 4001
+
+
+def test_an_escaped_surrogate_pair_is_one_character_and_fine(trader: CheckedSession) -> None:
+    body = '{"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 1, "client_order_id": "\\ud83d\\ude00"}'
+    response = trader.post("/v1/orders", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code in (201, 400), response.text  # whatever the id's rules: not a malformed body
+    assert response.json().get("error", {}).get("code") != 4001
+
+
+def test_the_stream_answers_a_lone_surrogate_with_an_error_and_stays_open(base_url: str, app: Flask,
+                                                                          http: CheckedSession) -> None:
+    client = StreamClient(base_url, app)
+    try:
+        client.send('{"action": "subscribe", "symbols": ["\\ud800"]}')
+        error = client.recv()
+        assert (error["type"], error["code"]) == ("error", 4001), error
+        client.send({"action": "auth", "token": mint(http)})
+        assert client.recv()["type"] == "authenticated"
+    finally:
+        client.close()
