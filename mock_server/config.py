@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mock_server.domain.market.hours import MarketMode
+from mock_server.domain.ratelimit import RateLimitSettings
 from mock_server.domain.webhooks.dispatcher import DEFAULT_SCHEDULE
 from mock_server.domain.webhooks.endpoints import check_events, check_url
 from mock_server.domain.webhooks.signing import check_secret, derived_secret
@@ -180,6 +181,10 @@ def _optional(check: Callable[[str], object]) -> Callable[[str], None]:
     return run
 
 
+def _refill(value: float) -> None:
+    RateLimitSettings(1, value)  # the domain's own bounds, and its message
+
+
 def _bearer_token(value: str) -> None:
     """RFC 6750's b64token: what an Authorization header can carry as it is."""
     if not re.fullmatch(r"[A-Za-z0-9\-._~+/]+=*", value):
@@ -194,6 +199,8 @@ def _consent(value: str) -> None:
 _CHECKS: dict[str, Callable[[Any], object]] = {
     "port": _port,
     "consent": _consent,
+    "rate_limit_capacity": _positive,
+    "rate_limit_per_second": _refill,
     "control_token": _optional(_bearer_token),
     "webhook_url": _optional(check_url),
     "webhook_secret": _optional(check_secret),

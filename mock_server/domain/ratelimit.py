@@ -17,6 +17,11 @@ _EPSILON = 1e-9  # float slack so 119.99999999 tokens after a refill still count
 _DEFAULT_MAX_KEYS = 10_000
 
 
+# Slower than this and the seconds until a bucket refills stop being a number a header can carry: 5e-324 made
+# Retry-After infinite (a 500 on every API request). One token per 1,000 s is slower than any real limit.
+MIN_REFILL_PER_SECOND = 0.001
+
+
 @dataclass(frozen=True)
 class RateLimitSettings:
     """Bucket size and refill rate, shared by every client; the spec's example limit is 120."""
@@ -27,8 +32,8 @@ class RateLimitSettings:
     def __post_init__(self) -> None:
         if self.capacity < 1:
             raise ValueError("capacity must be >= 1")
-        if not math.isfinite(self.refill_per_second) or self.refill_per_second <= 0:
-            raise ValueError("refill_per_second must be positive")
+        if not math.isfinite(self.refill_per_second) or self.refill_per_second < MIN_REFILL_PER_SECOND:
+            raise ValueError(f"refill_per_second must be at least {MIN_REFILL_PER_SECOND}")
 
 
 @dataclass(frozen=True)
