@@ -44,6 +44,7 @@ class IsolationResult:
 
 def _heavy(scenario: str, token: str) -> Request:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Accept": "application/json"}
+    body: dict[str, object]
     if scenario == "batch":
         body = {"operations": [{"action": "CANCEL_ORDER", "data": {"order_id": unknown_order_id(i)}}
                                for i in range(100)]}

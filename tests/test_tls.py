@@ -217,3 +217,27 @@ def test_the_console_script_prints_the_ca_path_and_serves_tls(tmp_path: Path) ->
         trust = next(line for line in banner if line.split()[:1] == ["TLS"])
         assert "NODE_EXTRA_CA_CERTS=" in trust and f"REQUESTS_CA_BUNDLE={tmp_path / 'ca' / 'ca.pem'}" in trust
         assert any(line.split()[:2] == ["Stream", url.replace("https", "wss") + "/market-data"] for line in banner)
+
+
+def test_the_dashboard_over_https_streams_over_wss(tls_url: str, tmp_path: Path) -> None:
+    """The page opens its stream with the scheme it was loaded with (`wss:` under `https:`), which its CSP's
+    `connect-src 'self'` allows. Chromium is told to accept the certificate: what is tested here is the page."""
+    from tests.test_dashboard import CHROMIUM, CHROMIUM_FLAGS
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: the dashboard's browser test needs Debian's chromium")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS,
+            ignore_https_errors=True)
+        try:
+            page = context.new_page()
+            problems: list[str] = []
+            page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+            page.goto(f"{tls_url}/_mock/?symbols=AAPL")
+            playwright_api.expect(page.locator("#stream-status")).to_have_text("stream: live", timeout=15_000)
+            playwright_api.expect(page.locator("#quotes tbody")).to_contain_text("AAPL", timeout=15_000)
+            assert problems == []
+        finally:
+            context.close()

@@ -67,6 +67,7 @@ class Server:
         self._admitting = 0  # accepted, not yet a connection (a TLS handshake, or the wait for the first byte)
         self._refusing = 0  # the same, for connections past the cap
         self._starved = False  # out of descriptors: said once, until accepting works again
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def scheme(self) -> str:
@@ -157,7 +158,9 @@ class Server:
                 self._refusing += 1
             else:
                 self._admitting += 1
-            loop.create_task(self._admit(sock, refusal))
+            task = loop.create_task(self._admit(sock, refusal))
+            self._tasks.add(task)  # the loop keeps only a weak reference to a task
+            task.add_done_callback(self._tasks.discard)
 
     def _pause_accepting(self, exc: OSError) -> None:
         """Out of file descriptors: each accept would fail at once, so stop trying for a moment. Said once."""
@@ -203,8 +206,13 @@ class Server:
 
 async def _first_byte(loop: asyncio.AbstractEventLoop, sock: socket.socket, timeout: float) -> int | None:
     """The connection's first byte, left unread (a TLS handshake must see it); None if it closed or never sent."""
-    readable = loop.create_future()
-    loop.add_reader(sock.fileno(), lambda: readable.done() or readable.set_result(None))
+    readable: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:  # level-triggered: it may run again before the wait below has woken
+        if not readable.done():
+            readable.set_result(None)
+
+    loop.add_reader(sock.fileno(), ready)
     try:
         await asyncio.wait_for(readable, timeout)
     except TimeoutError:

@@ -67,6 +67,7 @@ class Bridge:
         self._client_done = False  # the client sent EOF, or its connection is gone
         self._app_done = False
         self._linger: asyncio.TimerHandle | None = None
+        self._joining: asyncio.Task[None] | None = None
 
     @classmethod
     def start(cls, app: WsgiApp, env: dict[str, Any], request: ParsedRequest, client: asyncio.Transport,
@@ -78,7 +79,8 @@ class Bridge:
         if raw is not None:
             with contextlib.suppress(OSError):
                 raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CLIENT_SEND_BUFFER)
-        asyncio.get_running_loop().create_task(bridge._join(near))
+        # Held here: the loop keeps only a weak reference to a task.
+        bridge._joining = asyncio.get_running_loop().create_task(bridge._join(near))
         threading.Thread(target=_session, args=(app, env, request, far), name="upgrade", daemon=True).start()
         return bridge
 
