@@ -131,8 +131,14 @@ class Config:
 
     @property
     def token_key(self) -> str:
-        """The JWT signing key: configured, or derived from the seed so a restarted emulator accepts old tokens."""
-        return self.signing_key or hashlib.sha256(f"tradefence-sandbox:{self.seed}".encode()).hexdigest()
+        """The JWT signing key: configured, or derived from the seed so a restarted emulator accepts old tokens.
+        Beyond loopback the derivation takes the control token in too: the seed (42 by default) is no secret, and
+        anyone who could reach the port could otherwise sign tokens for any subject. A restart that keeps
+        `TRADEFENCE_CONTROL_TOKEN` keeps the key."""
+        if self.signing_key:
+            return self.signing_key
+        basis = f"tradefence-sandbox:{self.seed}" + (f":{self.control_token}" if self.beyond_loopback else "")
+        return hashlib.sha256(basis.encode()).hexdigest()
 
 
 _SCALARS = {f.name: f for f in fields(Config) if f.name not in ("clients", "webhooks", "accounts")}

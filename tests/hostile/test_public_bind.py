@@ -188,3 +188,30 @@ def test_the_dashboard_asks_for_the_token_once_and_keeps_it_for_the_tab(
     expect(page.locator("#accounts tbody")).to_contain_text("acc_watched", timeout=15_000)
     assert len(asked) == 1 and "control token" in asked[0], asked
     assert not [problem for problem in page.problems if "401" not in problem], page.problems
+
+
+def test_beyond_loopback_a_token_signed_with_the_seeds_key_is_refused() -> None:
+    """The default seed is public knowledge; beyond loopback the derived signing key also takes the control token,
+    so a token re-signed with the seed-derived key (what anyone could compute) is not accepted."""
+    import jwt
+
+    seed_key = Config().token_key  # what the seed alone gives: the key on loopback
+    public = Config(host="0.0.0.0", control_token=TOKEN)
+    assert public.token_key != seed_key
+    assert Config(host="0.0.0.0", control_token=TOKEN).token_key == public.token_key  # a restart keeps it
+    assert Config(host="0.0.0.0", control_token=TOKEN, signing_key="chosen").token_key == "chosen"
+    app = create_app(public)
+    try:
+        with serve(app) as url:
+            minted = requests.post(f"{url}/_mock/tokens", json={"subject": "alice"}, timeout=10,
+                                   headers={"Authorization": f"Bearer {TOKEN}"})
+            assert minted.status_code == 201, minted.text
+            genuine = minted.json()["access_token"]
+            accepted = requests.get(f"{url}/v1/account", headers={"Authorization": f"Bearer {genuine}"}, timeout=10)
+            assert accepted.status_code == 200
+            claims = jwt.decode(genuine, options={"verify_signature": False})
+            forged = jwt.encode(claims, seed_key, algorithm="HS256", headers={"typ": "at+jwt"})
+            refused = requests.get(f"{url}/v1/account", headers={"Authorization": f"Bearer {forged}"}, timeout=10)
+            assert refused.status_code == 401
+    finally:
+        app.extensions["tradefence"].close()
