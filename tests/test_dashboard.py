@@ -2,26 +2,33 @@
 
 The browser test needs Debian's chromium (`apt-get install chromium`) and the `playwright` package (the
 `dashboard-tests` extra, part of `dev`); it skips, saying which is missing, without them. Playwright only drives
-/usr/bin/chromium: it never downloads a browser of its own.
+/usr/bin/chromium: it never downloads a browser of its own. It leaves a screenshot of the page at 1400 px in
+`.artifacts/dashboard.png` for a person to look at.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import websocket
+from flask import Flask
 
-from tests.support.live import CheckedSession
+from tests.conftest import mint
+from tests.support.live import CheckedSession, spec_session
+from tests.support.receiver import eventually
 
 CHROMIUM = Path(os.environ.get("TRADEFENCE_CHROMIUM", "/usr/bin/chromium"))
 # As root on a closed network: no sandbox (needs user namespaces), no GPU, no calls home.
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 POLL = {"X-Tradefence-Dashboard": "poll"}
+SCREENSHOT = Path(__file__).resolve().parent.parent / ".artifacts" / "dashboard.png"
 
 
 def place(trader: CheckedSession, **order: Any) -> dict[str, Any]:
@@ -82,6 +89,12 @@ def test_watching_does_not_fill_the_journal(http: CheckedSession) -> None:
     http.get("/_mock/accounts", headers=POLL)
     assert journal_paths(http, "^/_mock/") == []
 
+    ws_base = "ws" + http.base_url.removeprefix("http")
+    websocket.create_connection(f"{ws_base}/market-data?watch=dashboard", timeout=5).close()  # the page's socket
+    assert journal_paths(http, "^/market-data") == []
+    websocket.create_connection(f"{ws_base}/market-data", timeout=5).close()  # a client's socket is journaled
+    assert eventually(lambda: journal_paths(http, "^/market-data") == ["/market-data"])
+
     http.get("/_mock/state")  # anyone else's reads are journaled as before
     http.post("/_mock/clock", json={"action": "freeze"}, headers=POLL)  # the marker only spares GETs
     assert journal_paths(http, "^/_mock/") == ["/_mock/clock", "/_mock/state"]
@@ -115,13 +128,18 @@ def browser_page(tmp_path: Path):
 
 
 def test_the_dashboard_shows_accounts_orders_and_live_ticks(http: CheckedSession, trader: CheckedSession, base_url: str,
-                                                          browser_page, tmp_path: Path) -> None:
+                                                          app: Flask, browser_page) -> None:
     from playwright.sync_api import expect
 
     # A frozen clock: the stream sends the current step's quote on subscribe and no other, so the page must show
-    # exactly the quote the API gives now.
+    # exactly the quote the API gives now. An account with a long id, like the contract suite's, must not push
+    # the positions' numbers out of view.
     assert http.post("/_mock/clock", json={"action": "freeze"}).status_code == 200
     order = place(trader)
+    long_subject = "contract-suite-0123456789abcdef"
+    with spec_session(base_url, app) as suite:
+        suite.headers["Authorization"] = f"Bearer {mint(http, long_subject)}"
+        place(suite, symbol="MSFT", quantity=3)
     quote = trader.get("/v1/market/quotes/AAPL").json()
 
     page = browser_page
@@ -135,8 +153,32 @@ def test_the_dashboard_shows_accounts_orders_and_live_ticks(http: CheckedSession
     expect(aapl).to_contain_text(f"{quote['ask']:,.2f}")
     expect(page.locator("#stream-status")).to_have_text("stream: live")
     expect(page.locator("#journal tbody")).to_contain_text("/v1/orders")  # the trader's request, not the polls
-    expect(page.locator("#status")).to_contain_text("updated")
-    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)  # for a person looking at a failure
+    expect(page.locator("#status")).to_have_text(re.compile(r"^updated \d\d:\d\d:\d\d UTC$"))  # like the clock
+
+    # Every panel fits at 1400 px: nothing scrolls sideways, no column is cut.
+    overflowing = page.evaluate("[...document.querySelectorAll('section')]"
+                                ".filter((s) => s.scrollWidth > s.clientWidth).map((s) => s.id)")
+    assert overflowing == []
+
+    # The price chart: each step the clock moves publishes a quote, and a fill in its window is marked.
+    for _ in range(6):
+        http.post("/_mock/clock", json={"action": "advance", "seconds": 1})
+    place(trader, side="SELL", quantity=4)
+    chart = page.locator('#quotes svg[data-symbol="AAPL"]')
+    expect(chart.locator("polygon.fill.sell")).to_have_count(1, timeout=15_000)
+    expect(chart.locator("polygon.fill.buy")).to_have_count(1)
+    assert len(chart.locator("polyline").get_attribute("points").split()) >= 6
+
+    # A request opens with its headers and body, secrets masked as the journal masks them.
+    page.locator("#journal tbody tr", has_text="/v1/orders").first.click()
+    expect(page.locator("#request")).to_be_visible()
+    expect(page.locator("#request-title")).to_have_text("POST /v1/orders")
+    expect(page.locator("#request-headers")).to_contain_text("Authorization: Bearer ***")
+    expect(page.locator("#request-body")).to_contain_text('"side": "SELL"')
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)  # for a person to look at (see the module docstring)
     assert page.problems == []
 
-    assert journal_paths(http, "^/_mock/(state|accounts)") == []  # the page's polls left no trace
+    # The page's polls and its own market-data socket left no trace.
+    assert journal_paths(http, "^/_mock/(state|accounts)|^/market-data") == []

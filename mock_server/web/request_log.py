@@ -25,6 +25,8 @@ UNJOURNALED = frozenset({"/_mock/journal"})  # reading the journal must not fill
 DASHBOARD = frozenset({"/_mock/", "/_mock"})  # the page, and the redirect to it
 DASHBOARD_POLL = ("X-Tradefence-Dashboard", "poll")
 _DASHBOARD_POLL_KEY = "HTTP_" + DASHBOARD_POLL[0].upper().replace("-", "_")  # the header's WSGI environ key
+# The dashboard's own market-data socket: a browser cannot put a header on a websocket, so it says so in the query.
+DASHBOARD_STREAM = ("/market-data", "watch=dashboard")
 
 
 def install_request_log(app: Flask, api: Api, checker: ResponseChecker | None) -> None:
@@ -131,8 +133,11 @@ _DUPLICATES = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})  # WSGI se
 
 
 def _watching(incoming: Request) -> bool:
-    """The dashboard page, or one of its polls: a GET of the control plane carrying the dashboard's header."""
+    """The dashboard page, its market-data socket, or one of its polls: a GET of the control plane carrying the
+    dashboard's header."""
     if incoming.path in DASHBOARD:
+        return True
+    if (incoming.path, incoming.environ.get("QUERY_STRING")) == DASHBOARD_STREAM:
         return True
     return (incoming.method == "GET" and incoming.path.startswith("/_mock/")
             and incoming.environ.get(_DASHBOARD_POLL_KEY) == DASHBOARD_POLL[1])
