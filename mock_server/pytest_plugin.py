@@ -18,6 +18,13 @@ if TYPE_CHECKING:
     from mock_server.testing import Sandbox
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("tradefence-sandbox", "Tradefence Sandbox fixture").addoption(
+        "--tradefence-tls", action="store_true",
+        help="serve tradefence_sandbox over HTTPS and WSS, certified by a throwaway CA "
+             "(clients trust tradefence_sandbox.ca_path)")
+
+
 @pytest.fixture(scope="session")
 def tradefence_sandbox_config() -> Config:
     """The settings of the session's emulator: `Config()` (seed 42, the market open, the default rate limit)."""
@@ -27,11 +34,11 @@ def tradefence_sandbox_config() -> Config:
 
 
 @pytest.fixture(scope="session")
-def tradefence_sandbox_session(tradefence_sandbox_config: Config) -> Iterator[Sandbox]:
+def tradefence_sandbox_session(request: pytest.FixtureRequest, tradefence_sandbox_config: Config) -> Iterator[Sandbox]:
     """The session's emulator, as the last test left it; most tests want `tradefence_sandbox`."""
     from mock_server.testing import sandbox
 
-    with sandbox(tradefence_sandbox_config) as found:
+    with sandbox(tradefence_sandbox_config, tls=request.config.getoption("--tradefence-tls")) as found:
         yield found
 
 

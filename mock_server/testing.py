@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -22,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -31,6 +33,7 @@ from mock_server.app import create_app
 from mock_server.config import Config, WebhookConfig
 from mock_server.domain.webhooks.signing import derived_secret
 from mock_server.serving import serve
+from mock_server.serving.tls import LocalCA, server_context
 from mock_server.web.request_log import DASHBOARD_POLL
 
 __all__ = ["ClockControl", "ControlPlaneError", "Delivery", "Sandbox", "WebhookReceiver", "sandbox"]
@@ -54,29 +57,42 @@ class ControlPlaneError(AssertionError):
 
 
 @contextmanager
-def sandbox(config: Config | None = None, **overrides: Any) -> Iterator[Sandbox]:
+def sandbox(config: Config | None = None, *, tls: bool = False, **overrides: Any) -> Iterator[Sandbox]:
     """An emulator for the `with` block: `Config()` defaults (seed 42, the market open) unless `config` or
-    keyword overrides (`seed=7`, `market_mode=MarketMode.CLOSED`, ...) say otherwise. Always stopped at the end."""
+    keyword overrides (`seed=7`, `market_mode=MarketMode.CLOSED`, ...) say otherwise. Always stopped at the end.
+
+    With `tls` (or `config.tls`) it serves HTTPS and WSS, certified by a CA made for this sandbox alone (in a
+    temporary directory, gone at the end): clients trust `ca_path` (requests: `verify=tf.ca_path`). With
+    `tls_cert`/`tls_key` in the config, that certificate instead (and `ca_path` is None)."""
     with ExitStack() as stack:
         receiver = stack.enter_context(_receiver())
         base = replace(config or Config(), **overrides)
+        context, ca_path = None, None
+        if tls or base.tls:
+            if base.tls_cert:
+                context = server_context(Path(base.tls_cert), Path(base.tls_key))
+            else:
+                ca = LocalCA(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tradefence-ca-"))))
+                context, ca_path = ca.server_context(), str(ca.cert_path)
         # The receiver is a configured endpoint: it survives `reset()`, and its secret is known before the start.
         secret = derived_secret(base.seed, "tradefence_sandbox")
         config = replace(base, port=0, webhooks=(*base.webhooks, WebhookConfig(receiver.url, secret)))
         app = create_app(config)
         stack.callback(lambda: app.extensions["tradefence"].close(grace=0))
-        url = stack.enter_context(serve(app))
+        url = stack.enter_context(serve(app, tls=context))
         receiver.bind(secret, lambda: app.extensions["tradefence"].clock.now())
-        found = Sandbox(url, config, receiver)
+        found = Sandbox(url, config, receiver, ca_path)
         stack.callback(found.close)
         yield found
 
 
 class Sandbox:
-    """An emulator on `url` (`api_url` for the client under test, `stream_url` for the market-data websocket)."""
+    """An emulator on `url` (`api_url` for the client under test, `stream_url` for the market-data websocket);
+    `ca_path` is the CA certificate to trust when it serves TLS."""
 
-    def __init__(self, url: str, config: Config, webhooks: WebhookReceiver) -> None:
+    def __init__(self, url: str, config: Config, webhooks: WebhookReceiver, ca_path: str | None = None) -> None:
         self.url = url
+        self.ca_path = ca_path
         self.api_url = f"{url}/v1"
         self.stream_url = "ws" + url.removeprefix("http") + "/market-data"
         self.config = config
@@ -193,8 +209,9 @@ class Sandbox:
         # Reads are watching, which never fills the journal (as the dashboard's polls): the journal keeps what
         # the code under test sent, and the moves a test made.
         headers = dict([DASHBOARD_POLL]) if method == "GET" else None
+        # verify per request: an environment's REQUESTS_CA_BUNDLE would win over a session's own setting.
         response = self._http.request(method, f"{self.url}/_mock{path}", json=body, params=params, headers=headers,
-                                      timeout=30)
+                                      timeout=30, verify=self.ca_path or True)
         if response.status_code >= 300:
             raise ControlPlaneError(method, path, response)
         return dict(response.json())

@@ -4,6 +4,7 @@ without the `tradefence_` / `--tradefence-` / `--contract-` prefixes."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import websocket
 from standardwebhooks import Webhook
 
 from mock_server.domain.market.hours import MarketMode
@@ -153,15 +155,16 @@ def test_the_plugins_register_only_prefixed_fixtures_and_options(tmp_path: Path)
                       pytest_output("--fixtures"), re.M)
     assert "tradefence_sandbox" in ours and "tradefence_target" in ours
     assert [name for name in ours if not name.startswith("tradefence_")] == []
-    help_text = pytest_output("--help")
-    section = help_text[help_text.index("Tradefence"):]
-    section = section[:section.index("\n\n")]
-    options = re.findall(r"^  (--[\w-]+)", section, re.M)
-    assert options and [o for o in options if not o.startswith(("--tradefence-", "--contract-", "--target"))] == []
+    def options(*args: str) -> set[str]:
+        return set(re.findall(r"^ {2}(--[\w-]+)", pytest_output("--help", *args), re.M))
+
+    ours = options() - options("-p", "no:tradefence_contracts", "-p", "no:tradefence_sandbox")
+    assert {"--target", "--tradefence-tls"} <= ours
+    assert [o for o in ours if not o.startswith(("--tradefence-", "--contract-", "--target"))] == []
 
 
 def test_the_fixture_in_a_users_project(tmp_path: Path) -> None:
-    """Two tests in a user's project: the second sees none of what the first did."""
+    """Two tests in a user's project, over TLS: the second sees none of what the first did."""
     (tmp_path / "test_user.py").write_text(textwrap.dedent("""
         import requests
 
@@ -173,11 +176,30 @@ def test_the_fixture_in_a_users_project(tmp_path: Path) -> None:
         def test_second(tradefence_sandbox):
             assert tradefence_sandbox.accounts() == []
             assert not tradefence_sandbox.clock.frozen
-            account = requests.get(tradefence_sandbox.api_url + "/account",
+            assert tradefence_sandbox.api_url.startswith("https://")  # --tradefence-tls
+            account = requests.get(tradefence_sandbox.api_url + "/account", verify=tradefence_sandbox.ca_path,
                                    headers=tradefence_sandbox.headers("yan"), timeout=10)
             assert account.json()["id"] == "acc_yan"
     """))
-    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"], cwd=tmp_path,
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--tradefence-tls"],
+                            cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_a_tls_sandbox_serves_https_and_wss_to_clients_that_trust_its_ca() -> None:
+    with sandbox(tls=True) as tf:
+        assert tf.url.startswith("https://") and tf.stream_url.startswith("wss://") and tf.ca_path
+        account = requests.get(f"{tf.api_url}/account", headers=tf.headers("tls"), verify=tf.ca_path, timeout=10)
+        assert account.json()["id"] == "acc_tls"
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(f"{tf.api_url}/account", verify=True, timeout=10)  # not a CA anyone else trusts
+        stream = websocket.create_connection(tf.stream_url, sslopt={"ca_certs": tf.ca_path}, timeout=10)
+        try:
+            stream.send(json.dumps({"action": "subscribe", "symbols": ["AAPL"]}))
+            assert json.loads(stream.recv())["type"] == "subscription"
+        finally:
+            stream.close()
+        tf.trigger("order.filled")
+        assert tf.webhooks.wait_for("order.filled")
