@@ -163,3 +163,31 @@ def test_same_seed_and_same_clock_give_identical_results() -> None:
     first, second = script(), script()
     assert first == second
     assert any(isinstance(e, OrderFilled) for e in first[-1])  # type: ignore[union-attr]
+
+
+def test_within_a_step_the_older_order_meets_the_cash_first() -> None:
+    """A stop buy that gaps past its stop overdraws what it reserved; a newer limit buy crossed at the same step
+    pays less than it reserved. Older first: the stop sees the limit's whole reservation still held."""
+    engine, clock, simulator = make(seed=5, max_steps=1)  # one step per catch-up: both cross at that step
+    wild, jump = engine.quote("WILD"), engine.quote("JUMP")
+    stop, limit_price = wild.ask + Decimal("0.01"), jump.ask - Decimal("0.01")
+
+    def both_cross(k: int) -> bool:
+        """The stop gaps past its stop, and the limit saves at least one share of the stop's price."""
+        ask = simulator.quote("WILD", T0 + SECOND * k).ask
+        return ask > stop and simulator.quote("JUMP", T0 + SECOND * k).ask <= limit_price - ask / 100
+
+    seconds = next(k for k in range(1, 50_000) if both_cross(k))
+    later_wild, later_jump = (simulator.quote(symbol, T0 + SECOND * seconds) for symbol in ("WILD", "JUMP"))
+    engine.open_account("tight", stop * 1000 + limit_price * 100)
+    older = engine.place_order("tight", OrderRequest(symbol="WILD", type=OrderType.STOP, side=OrderSide.BUY,
+                                                     quantity=1000, stop_price=stop, time_in_force=TimeInForce.GTC))
+    newer = engine.place_order("tight", limit("JUMP", OrderSide.BUY, 100, str(limit_price), TimeInForce.GTC))
+    assert engine.account("tight").buying_power == 0
+    clock.advance(SECOND * seconds)
+    stopped, limited = engine.get_order("tight", older.id), engine.get_order("tight", newer.id)
+    assert stopped.status is OrderStatus.REJECTED and stopped.fills[0].price == later_wild.ask
+    assert stopped.filled_quantity == int(stop * 1000 // later_wild.ask)  # the limit's reservation still held
+    assert limited.status is OrderStatus.FILLED and limited.fills[0].price == later_jump.ask
+    # Newest first, the stop would have had the limit's savings too: the order within a step is observable.
+    assert int((stop * 1000 + (limit_price - later_jump.ask) * 100) // later_wild.ask) > stopped.filled_quantity
