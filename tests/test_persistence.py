@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -31,7 +32,8 @@ from mock_server.domain.idempotency import StoredResponse
 from mock_server.domain.market.hours import MarketMode
 from mock_server.domain.oauth.clients import OAuthClient
 from mock_server.domain.oauth.server import Grant
-from mock_server.domain.persistence import StateError, StateStore
+from mock_server.domain.persistence import StateError, StateStore, codec
+from mock_server.domain.trading.account import AccountState
 from mock_server.domain.trading.models import (
     Fill,
     OrderSide,
@@ -40,7 +42,7 @@ from mock_server.domain.trading.models import (
     Strategy,
     TimeInForce,
 )
-from mock_server.domain.trading.state import AccountState, OrderState, PositionState
+from mock_server.domain.trading.state import OrderState, PositionState
 from mock_server.domain.webhooks.alerts import AlertKind
 from mock_server.domain.webhooks.dispatcher import Attempt, DeliveryStatus, StoredDelivery
 from mock_server.domain.webhooks.endpoints import Endpoint, EndpointSource
@@ -72,17 +74,12 @@ def test_the_store_gives_back_exactly_what_it_was_given(tmp_path: Path) -> None:
     assert store.open(7, "key-a").epoch == 0
     writer = store.writer()
 
-    state = AccountState.fresh(Decimal("1000.00"))
     working, done = _order("ord_01JD6Q9S0000000000000000A1", OrderStatus.PARTIALLY_FILLED, filled=3), \
         _order("ord_01JD6Q9S0000000000000000A2", OrderStatus.CANCELLED)
-    for order in (working, done):
-        state.add_order(order)
-        state.settle(order)
-    state.cash = Decimal("549.8575")
-    state.realized_pl = Decimal("-1.25")
     position = PositionState("AAPL", AT, AT + timedelta(seconds=1))
     position.buy(3, Decimal("450.1425"), AT)
-    state.positions["AAPL"] = position
+    state = AccountState(Decimal("1000.00"), Decimal("549.8575"), realized_pl=Decimal("-1.25"),
+                         positions={"AAPL": position}, orders=[working, done])
     writer.save_account("ann", AT, state, [working, done], replace=True)
     grant = Grant("sandbox-client", "ann", ("trading:read",), "rt_current", retired_refresh_tokens={"rt_old"})
     writer.save_grant("grt_1", grant)
@@ -111,8 +108,11 @@ def test_the_store_gives_back_exactly_what_it_was_given(tmp_path: Path) -> None:
         assert snapshot.epoch == 1
         (saved,) = snapshot.accounts
         assert (saved.subject, saved.created_at) == ("ann", AT)
-        assert saved.state == state  # orders (fills, Decimals, instants), working set, positions, cash, P/L
-        assert list(saved.state.working) == [working.id]
+        restored = saved.state  # orders (fills, Decimals, instants), working set, positions, cash, P/L
+        assert list(restored.orders) == [working, done] and list(restored.working) == [working.id]
+        assert (restored.starting_cash, restored.cash, restored.realized_pl, restored.positions) == (
+            state.starting_cash, state.cash, state.realized_pl, state.positions)
+        assert restored.reserved_cash() == working.reserved_cash() and restored.evaluated_through() == 4242
         assert snapshot.grants == (("grt_1", grant),)
         assert snapshot.clients == (client,)
         assert snapshot.endpoints == (endpoint,)
@@ -144,6 +144,32 @@ def test_the_store_refuses_another_seed_another_key_and_a_second_emulator(tmp_pa
     (tmp_path / "junk.db").write_text("not a database, just text long enough to not look like an empty file" * 20)
     with pytest.raises(StateError, match="not a state file"):
         StateStore(tmp_path / "junk.db")
+
+
+def test_a_file_of_the_first_schema_is_migrated_and_read(tmp_path: Path) -> None:
+    """Schema 1 had no ``evaluated_to``: its accounts come back with each order evaluated from its own step."""
+    path = tmp_path / "old.db"
+    resting = _order("ord_01JD6Q9S0000000000000000A1", OrderStatus.OPEN)
+    with sqlite3.connect(path) as conn:
+        conn.executescript("""
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE accounts (subject TEXT PRIMARY KEY, created_at TEXT NOT NULL, starting_cash TEXT NOT NULL,
+                                   cash TEXT NOT NULL, realized_pl TEXT NOT NULL, positions TEXT NOT NULL);
+            CREATE TABLE orders (id TEXT PRIMARY KEY, subject TEXT NOT NULL, data TEXT NOT NULL);
+            INSERT INTO meta VALUES ('schema', '1'), ('seed', '7'), ('key_id', 'key-a'), ('starts', '1');
+        """)
+        conn.execute("INSERT INTO accounts VALUES ('ann', ?, '1000.00', '1000.00', '0.00', '[]')", (AT.isoformat(),))
+        conn.execute("INSERT INTO orders VALUES (?, 'ann', ?)", (resting.id, codec.dump_order(resting)))
+    store = StateStore(path)
+    try:
+        (saved,) = store.open(7, "key-a").accounts
+        assert list(saved.state.orders) == [resting] and saved.state.evaluated_through() == resting.last_step
+        store.writer().save_account("ann", AT, saved.state, [], replace=False)
+    finally:
+        store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+        assert conn.execute("SELECT evaluated_to FROM accounts").fetchone() == (resting.last_step,)
 
 
 def test_starting_over_silences_the_writers_of_replaced_services(tmp_path: Path) -> None:

@@ -63,11 +63,11 @@ def _payload(request: OrderRequest) -> dict[str, object]:
     return payload
 
 
-def all_orders(engine: TradingEngine, subject: str) -> list[OrderView]:
+def all_orders(engine: TradingEngine, subject: str, status: str = "all") -> list[OrderView]:
     orders: list[OrderView] = []
     cursor = None
     while True:
-        page, cursor = engine.list_orders(subject, limit=37, cursor=cursor)
+        page, cursor = engine.list_orders(subject, status=status, limit=37, cursor=cursor)
         orders += page
         if cursor is None:
             return orders
@@ -171,4 +171,14 @@ def test_sixteen_threads_keep_every_invariant() -> None:
         positions = {p.symbol: p for p in engine.positions(subject)}
         assert {s: q for s, q in held.items() if q} == {s: p.quantity for s, p in positions.items()}
         assert all(p.quantity > 0 and 0 <= p.available_quantity <= p.quantity for p in positions.values())
+        # The running totals of what open orders hold back, and the listing index, kept up with every change:
+        # once every open order is cancelled, nothing is held back.
+        still_open = all_orders(engine, subject, "open")
+        assert [o.id for o in still_open] == [o.id for o in orders if not o.status.is_final]
+        for order in still_open:
+            engine.cancel_order(subject, order.id)
+        account = engine.account(subject)
+        assert account.reserved_cash == 0 and account.buying_power == account.cash
+        assert all(p.available_quantity == p.quantity for p in engine.positions(subject))
+        assert all_orders(engine, subject, "open") == []
     assert total_fills > 100

@@ -48,7 +48,7 @@ def resume(snapshot: Snapshot, writer: StateWriter, *, clock: Clock, ids: IdGene
         oauth.restore_grant(grant_id, grant)
     for client in snapshot.clients:
         oauth.restore_client(client)
-    main_ids = [order_id for saved in snapshot.accounts for order_id in saved.state.orders]
+    main_ids = [newest.id for saved in snapshot.accounts if (newest := saved.state.orders.newest()) is not None]
     main_ids += [grant_id for grant_id, _ in snapshot.grants]
     if main_ids:
         ids.advance_past(max(main_ids))

@@ -17,20 +17,21 @@ from mock_server.domain.market.hours import MarketMode
 from mock_server.domain.oauth.clients import OAuthClient
 from mock_server.domain.oauth.server import Grant
 from mock_server.domain.persistence import codec
-from mock_server.domain.trading.state import AccountState, OrderState
+from mock_server.domain.trading.account import AccountState
+from mock_server.domain.trading.state import OrderState
 from mock_server.domain.webhooks.alerts import AlertKey
 from mock_server.domain.webhooks.dispatcher import StoredDelivery
 from mock_server.domain.webhooks.endpoints import Endpoint
 from mock_server.domain.webhooks.events import EventType, WebhookEvent
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: accounts.evaluated_to (a file of schema 1 is migrated when opened)
 _BUSY_SECONDS = 2.0  # how long opening waits for another process's lock before saying the file is in use
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (
     subject TEXT PRIMARY KEY, created_at TEXT NOT NULL, starting_cash TEXT NOT NULL, cash TEXT NOT NULL,
-    realized_pl TEXT NOT NULL, positions TEXT NOT NULL);
+    realized_pl TEXT NOT NULL, positions TEXT NOT NULL, evaluated_to INTEGER);
 CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, subject TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS orders_by_subject ON orders (subject);
 CREATE TABLE IF NOT EXISTS oauth_clients (client_id TEXT PRIMARY KEY, data TEXT NOT NULL);
@@ -137,6 +138,10 @@ class StateStore:
                 version = self._meta(conn, "schema")
                 if version is None:
                     conn.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                elif version == "1":
+                    # Accounts read back without it have their orders evaluated again from each order's own step.
+                    conn.execute("ALTER TABLE accounts ADD COLUMN evaluated_to INTEGER")
+                    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
                 elif version != SCHEMA_VERSION:
                     raise StateError(f"{self.path} has state schema {version}; this emulator reads {SCHEMA_VERSION}")
             # Every page, once, before anything is read or written: a damaged one fails the start here, rather than
@@ -249,15 +254,19 @@ class StateStore:
                 orders.setdefault(subject, []).append(codec.load_order(data))
         accounts = []
         with self._reading("accounts"):
-            for subject, created_at, starting_cash, cash, realized_pl, positions in conn.execute(
-                    "SELECT subject, created_at, starting_cash, cash, realized_pl, positions FROM accounts"):
-                state = AccountState.fresh(codec.amount(starting_cash))
-                state.cash = codec.amount(cash)
-                state.realized_pl = codec.amount(realized_pl)
-                state.positions = codec.load_positions(positions)
-                for order in orders.get(subject, []):
-                    state.add_order(order)
-                    state.settle(order)
+            for subject, created_at, starting_cash, cash, realized_pl, positions, evaluated_to in conn.execute(
+                    "SELECT subject, created_at, starting_cash, cash, realized_pl, positions, evaluated_to "
+                    "FROM accounts"):
+                mine = orders.get(subject, [])
+                if evaluated_to is not None:
+                    # An order written before its account was evaluated further has an older last_step: every
+                    # resting order was evaluated through evaluated_to when the account was last written.
+                    for order in mine:
+                        if not order.status.is_final and not order.pinned:
+                            order.last_step = max(order.last_step, int(evaluated_to))
+                state = AccountState(codec.amount(starting_cash), codec.amount(cash),
+                                     realized_pl=codec.amount(realized_pl), positions=codec.load_positions(positions),
+                                     orders=mine)
                 accounts.append(SavedAccount(subject, datetime.fromisoformat(created_at), state))
         deliveries: dict[str, list[StoredDelivery]] = {}
         with self._reading("webhook_deliveries"):
@@ -332,9 +341,9 @@ class StateWriter:
         with self._writing() as conn:
             if conn is None:
                 return
-            conn.execute("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?)",
+            conn.execute("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?)",
                          (subject, codec.instant(created_at), str(state.starting_cash), str(state.cash),
-                          str(state.realized_pl), codec.dump_positions(state.positions)))
+                          str(state.realized_pl), codec.dump_positions(state.positions), state.evaluated_through()))
             if replace:
                 conn.execute("DELETE FROM orders WHERE subject = ?", (subject,))
             conn.executemany("INSERT OR REPLACE INTO orders VALUES (?, ?, ?)",

@@ -1,15 +1,15 @@
 """The trading engine: accounts, order placement and matching against the simulated market, positions and batches.
 
 Resting orders are evaluated lazily: every call that touches an account first replays the simulator steps since
-its orders were last evaluated (see ``timeline.py``), and a clock jump replays every account at once. Each
-account has its own lock; every change to an account (a fill's cash, position and reservation, a cancel, a whole
-atomic batch) happens under it, and events are delivered only after it is released.
+its orders were last evaluated (see ``timeline.py``), and a clock jump replays every account at once. A step
+visits only the orders it can change, which the account's order book (``book.py``) finds by price and expiry, so
+a call costs the same with no resting orders or a hundred thousand. Each account has its own lock; every change
+to an account (a fill's cash, position and reservation, a cancel, a whole atomic batch) happens under it, and
+events are delivered only after it is released.
 """
 
 from __future__ import annotations
 
-import copy
-import itertools
 import logging
 import re
 import threading
@@ -25,6 +25,7 @@ from mock_server.domain.ids import IdGenerator
 from mock_server.domain.market.hours import MarketMode, MarketStatus, market_status
 from mock_server.domain.market.simulator import MarketSimulator, Quote
 from mock_server.domain.trading import magic
+from mock_server.domain.trading.account import Account, AccountState
 from mock_server.domain.trading.batch import (
     CANCEL_ORDER,
     CREATE_ORDER,
@@ -50,11 +51,16 @@ from mock_server.domain.trading.models import (
     TradingEvent,
     cents,
 )
-from mock_server.domain.trading.state import ZERO, Account, AccountState, OrderState
+from mock_server.domain.trading.state import ZERO, OrderState
 from mock_server.domain.trading.timeline import catch_up
 
 T = TypeVar("T")
-_LIST_STATUSES = frozenset({"all", "open", "closed", *(status.lower() for status in OrderStatus)})
+_STATUS_FILTERS: dict[str, tuple[OrderStatus, ...]] = {
+    **{status.lower(): (status,) for status in OrderStatus},
+    "all": tuple(OrderStatus),
+    "open": tuple(status for status in OrderStatus if not status.is_final),  # not only OPEN: PARTIALLY_FILLED too
+    "closed": tuple(status for status in OrderStatus if status.is_final),
+}
 _MAX_PAGE = 500
 
 
@@ -65,8 +71,9 @@ class AccountStore(Protocol):
     """Where the engine writes accounts through when the emulator keeps its state in a file (``--state``).
 
     Each call is made under the account's lock, before the caller sees the outcome, so what a client was told
-    is on disk before it hears it. ``orders`` are the orders that may have changed; ``replace`` says the account's
-    whole state was swapped (reset, rollback) and ``orders`` is then every order it has.
+    is on disk before it hears it. ``orders`` are the orders placed or changed since the last call (each with
+    its ``last_step``; the others have been evaluated through ``state.evaluated_through()`` at least); ``replace``
+    says the account's whole state was swapped (a reset) and ``orders`` is then every order it has.
     """
 
     def save_account(self, subject: str, created_at: datetime, state: AccountState, orders: Sequence[OrderState],
@@ -75,17 +82,6 @@ class AccountStore(Protocol):
     def drop_accounts(self) -> None: ...
 
     def save_market_mode(self, mode: MarketMode) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Mark:
-    """What an account looked like before a call, to tell whether the call changed anything worth writing: the
-    state object (swapped whole by a reset or rollback), the money, the order count, and the working orders.
-    ``last_step`` alone is left out on purpose: replaying steps that changed nothing changes nothing again."""
-
-    state: AccountState
-    working: tuple[OrderState, ...]
-    signature: tuple[object, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,11 +168,16 @@ class TradingEngine:
             close = market_status(mode, self._clock.now()).next_close if mode is MarketMode.NYSE else None
             for account in self._all_accounts():
                 with account.lock:
-                    for order in account.state.working.values():
+                    state = account.state
+                    for order in list(state.working.values()):
                         if order.time_in_force is TimeInForce.DAY and not order.pinned:
-                            order.expires_at = (order.expires_at or close) if close is not None else None
-                    if self._store is not None:
-                        self._save(account, tuple(account.state.working.values()), replace=False)
+                            expires_at = (order.expires_at or close) if close is not None else None
+                            if expires_at != order.expires_at:
+                                with state.changing(order):
+                                    order.expires_at = expires_at
+                    # Written even unchanged: how far its orders were evaluated under the old mode is not to be
+                    # evaluated again under the new one after a restart.
+                    self._write_changes(account, always=True)
             if self._store is not None:
                 self._store.save_market_mode(mode)
 
@@ -270,32 +271,20 @@ class TradingEngine:
         """Newest first. ``status`` is all, open (not final), closed (final) or one OrderStatus in lower case
         (``filled``: one spelling per value, which code generators need). The second value is the cursor of the
         next page, None on the last page."""
-        if status not in _LIST_STATUSES:
+        statuses = _STATUS_FILTERS.get(status)
+        if statuses is None:
             raise ApiError(ErrorCode.INVALID_REQUEST, f"Unknown status filter {status!r}", field="status")
         if not 1 <= limit <= _MAX_PAGE:
             raise ApiError(ErrorCode.INVALID_REQUEST, f"limit must be 1..{_MAX_PAGE}", field="limit")
-
-        def wanted(order: OrderState) -> bool:
-            final = order.status.is_final
-            return ((status == "all" or (status == "open" and not final) or (status == "closed" and final)
-                     or status == order.status.lower())
-                    and (symbol is None or order.symbol == symbol) and (side is None or order.side == side))
-
         if cursor is not None and not _ORDER_ID.match(cursor):
             raise ApiError(ErrorCode.INVALID_REQUEST, f"cursor must be an order id, not {cursor!r}", field="cursor")
 
         def page(account: Account, _: list[TradingEvent]) -> tuple[list[OrderView], str | None]:
             # Ids sort by creation time, so "older than the cursor id" pages stably as new orders arrive, and any
             # well-formed id is a valid position, whether or not it names an order of this account.
-            found: list[OrderState] = []
-            for order in sorted(account.state.orders.values(), key=lambda o: o.id, reverse=True):
-                if (cursor is None or order.id < cursor) and wanted(order):
-                    found.append(order)
-                    if len(found) > limit:
-                        break
-            more = len(found) > limit
+            found = account.state.orders.page(statuses, symbol, side, cursor, limit + 1)
             shown = found[:limit]
-            return [order.view() for order in shown], shown[-1].id if more else None
+            return [order.view() for order in shown], shown[-1].id if len(found) > limit else None
 
         return self._run(subject, page)
 
@@ -343,7 +332,7 @@ class TradingEngine:
 
     def run_batch(self, subject: str, operations: Sequence[BatchOperation], *, atomic: bool) -> list[BatchOutcome]:
         """Run in order. Non-atomic: each operation on its own, exactly as its own call. Atomic: under the account
-        lock throughout, from a deep copy of the account state that the first failure restores; a rolled-back batch
+        lock throughout, from a savepoint of the account that the first failure rolls back to; a rolled-back batch
         emits no events (fills of resting orders found while catching up before it still do)."""
         if not atomic:
             return [self._run_one(subject, index, operation) for index, operation in enumerate(operations)]
@@ -352,26 +341,27 @@ class TradingEngine:
         events: list[TradingEvent] = []
         try:
             with account.lock:
-                mark = self._mark(account)
                 try:
                     self._reconcile_locked(account, caught_up)
-                    snapshot = copy.deepcopy(account.state)
+                    state = account.state
+                    savepoint = state.savepoint()
                     outcomes: list[BatchOutcome] = []
                     for index, operation in enumerate(operations):
                         try:
                             result = self._apply(account, operation, events)
                         except ApiError as error:
-                            account.state = snapshot
+                            state.rollback(savepoint)
                             events.clear()
                             return rolled_back(operations, index, error)
                         except BaseException:
-                            account.state = snapshot
+                            state.rollback(savepoint)
                             events.clear()
                             raise
                         outcomes.append(success(index, operation.action, result))
+                    state.release(savepoint)
                     return outcomes
                 finally:
-                    self._write_if_changed(account, mark)
+                    self._write_changes(account)
         finally:
             self._emit(caught_up + events)
 
@@ -444,10 +434,9 @@ class TradingEngine:
             strategy=request.strategy, created_at=now, updated_at=now, reserve_price=reserve_price,
             last_step=self._simulator.step_index(now), expires_at=expires_at,
         )
-        state.add_order(order)
+        # Evaluated before it joins the account, so the reservations it meets are the other orders'.
         if magic.is_rejected(symbol):
             order.finish(OrderStatus.REJECTED, now, magic.REJECT_REASON)
-            state.settle(order)
         elif magic.is_partial(symbol):
             order.pinned = True
             quantity = magic.partial_quantity(order.quantity)
@@ -460,7 +449,7 @@ class TradingEngine:
                            all_or_none=request.time_in_force is TimeInForce.FOK)
             if immediate and not order.status.is_final:
                 order.finish(OrderStatus.CANCELLED, now)
-                state.settle(order)
+        state.add_order(order)
         return order
 
     def _cancel(self, account: Account, order_id: str) -> OrderState:
@@ -468,8 +457,8 @@ class TradingEngine:
         if order.status.is_final:
             raise ApiError(ErrorCode.ORDER_NOT_CANCELLABLE,
                            f"Order {order_id} is {order.status} and cannot be cancelled")
-        order.finish(OrderStatus.CANCELLED, self._clock.now())
-        account.state.settle(order)
+        with account.state.changing(order):
+            order.finish(OrderStatus.CANCELLED, self._clock.now())
         return order
 
     def _update_position(self, account: Account, symbol: str, target: int,
@@ -491,7 +480,8 @@ class TradingEngine:
 
     def _evaluate(self, account: Account, order: OrderState, quote: Quote, at: datetime,
                   events: list[TradingEvent], *, all_or_none: bool = False) -> None:
-        """Trade ``order`` against one quote: trigger stops, fill what crosses and what cash or shares cover."""
+        """Trade ``order`` (out of the working set: new, or inside ``changing``) against one quote: trigger stops,
+        fill what crosses and what cash or shares cover."""
         if order.is_stop and not order.triggered:
             if not stop_crossed(order, quote):
                 return
@@ -510,43 +500,34 @@ class TradingEngine:
             short = "buying power" if order.side is OrderSide.BUY else "shares"
             order.finish(OrderStatus.REJECTED, at,
                          f"Insufficient {short} for the remaining {order.remaining} shares at {found.price}")
-            state.settle(order)
 
     def _reconcile_locked(self, account: Account, events: list[TradingEvent]) -> None:
-        """Replay the steps since the account's working orders were last evaluated, oldest step first and, within
-        a step, oldest order first, so competing orders meet cash in a deterministic order."""
-        working = [order for order in account.state.working.values() if not order.pinned]
-        if not working:
+        """Replay the steps since the account's resting orders were last evaluated, oldest step first and, within
+        a step, oldest order first, so competing orders meet cash in a deterministic order. Each step visits only
+        the orders it crosses or expires (the book's ``due``): evaluating any other would change nothing."""
+        state = account.state
+        oldest = state.book.oldest_step()
+        if oldest is None:
             return
         now = self._clock.now()
         current = self._simulator.step_index(now)
-        first = min(order.last_step for order in working) + 1
-        if first <= current:
-            quotes: dict[tuple[str, int], Quote] = {}
-            for step, instant in catch_up(self._simulator, self._mode, first, now, self._max_steps):
-                for order in working:
-                    if order.status.is_final or order.last_step >= step:
-                        continue
-                    order.last_step = step
-                    if order.expires_at is not None and instant >= order.expires_at:
-                        self._expire(account, order)
-                        continue
-                    quote = quotes.get((order.symbol, step))
-                    if quote is None:
-                        quote = quotes[(order.symbol, step)] = self._simulator.quote(order.symbol, instant)
-                    self._evaluate(account, order, quote, instant, events)
-        for order in working:
-            if order.status.is_final:
-                continue
-            if order.expires_at is not None and order.expires_at <= now:
-                self._expire(account, order)
-            order.last_step = max(order.last_step, current)
+        if oldest < current:
+            for step, instant in catch_up(self._simulator, self._mode, oldest + 1, now, self._max_steps):
+                def quote(symbol: str, instant: datetime = instant) -> Quote:
+                    return self._simulator.quote(symbol, instant)
 
-    @staticmethod
-    def _expire(account: Account, order: OrderState) -> None:
-        if order.expires_at is not None:
-            order.finish(OrderStatus.EXPIRED, order.expires_at)
-            account.state.settle(order)
+                for order in state.book.due(step, instant, quote):
+                    with state.changing(order):
+                        if order.expires_at is not None and instant >= order.expires_at:
+                            order.finish(OrderStatus.EXPIRED, order.expires_at)
+                        else:
+                            self._evaluate(account, order, quote(order.symbol), instant, events)
+        for order in state.book.expired(now):
+            with state.changing(order):
+                assert order.expires_at is not None
+                order.finish(OrderStatus.EXPIRED, order.expires_at)
+                order.last_step = max(order.last_step, current)
+        state.book.advance(current)
 
     # -- internals: helpers -------------------------------------------------------------------------------------
 
@@ -557,44 +538,25 @@ class TradingEngine:
         events: list[TradingEvent] = []
         try:
             with target.lock:
-                mark = self._mark(target)
                 try:
                     self._reconcile_locked(target, events)
                     return action(target, events)
                 finally:
-                    self._write_if_changed(target, mark)
+                    self._write_changes(target)
         finally:
             self._emit(events)
 
-    def _mark(self, account: Account) -> _Mark | None:
-        if self._store is None:
-            return None
-        state = account.state
-        working = tuple(state.working.values())
-        return _Mark(state, working, _signature(state, working))
-
-    def _write_if_changed(self, account: Account, mark: _Mark | None) -> None:
-        """Write the account through when the call changed it (caller holds its lock): a refused order, a read
-        that filled nothing, write nothing."""
-        if mark is None or self._store is None:
-            return
-        state = account.state
-        if state is not mark.state:
-            self._save(account, tuple(state.orders.values()), replace=True)
-            return
-        working = tuple(state.working.values())
-        if _signature(state, working) == mark.signature:
-            return
-        changed = {order.id: order for order in mark.working}
-        changed.update((order.id, order) for order in working)
-        for order in _newest(state, mark):
-            changed[order.id] = order
-        self._save(account, tuple(changed.values()), replace=False)
+    def _write_changes(self, account: Account, *, always: bool = False) -> None:
+        """Write the orders the call placed or changed, with the account, through to the store (the caller holds
+        the account's lock). A refused order, or a read that filled nothing, writes nothing."""
+        changed = account.state.take_changes()
+        if self._store is not None and (changed or always):
+            self._save(account, changed, replace=False)
 
     def _save(self, account: Account, orders: Sequence[OrderState], *, replace: bool) -> None:
         assert self._store is not None
         self._store.save_account(account.subject, account.created_at, account.state,
-                                 tuple(account.state.orders.values()) if replace else orders, replace=replace)
+                                 tuple(account.state.orders) if replace else orders, replace=replace)
 
     def _emit(self, events: list[TradingEvent]) -> None:
         if self._on_event is None:
@@ -653,21 +615,6 @@ class TradingEngine:
         state = account.state
         bid = self._simulator.quote(symbol, now).bid
         return state.positions[symbol].view(bid, state.available_shares(symbol))
-
-
-def _signature(state: AccountState, working: tuple[OrderState, ...]) -> tuple[object, ...]:
-    """Everything a call can change about an account, cheaply: money, how many orders, and each working order's
-    progress (a fill, a trigger, an end, a new expiry)."""
-    return (len(state.orders), state.cash, state.realized_pl,
-            tuple((o.id, o.status, o.filled_quantity, o.triggered, o.expires_at) for o in working))
-
-
-def _newest(state: AccountState, mark: _Mark) -> list[OrderState]:
-    """The orders placed since ``mark`` (``orders`` keeps creation order, so they are the ones past the old count)."""
-    before = mark.signature[0]
-    assert isinstance(before, int)
-    added = len(state.orders) - before
-    return list(itertools.islice(reversed(state.orders.values()), added)) if added > 0 else []
 
 
 def _reserve_price(request: OrderRequest, quote: Quote) -> Decimal:

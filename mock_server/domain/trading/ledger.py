@@ -1,6 +1,7 @@
 """Booking one execution: the order, cash, the position and realized P/L change together, then events are noted.
 
-Callers hold the account's lock, so the four changes are seen together or not at all.
+Callers hold the account's lock, so the four changes are seen together or not at all, and the order is out of
+the account's working set while it trades (new, or inside ``AccountState.changing``).
 """
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from mock_server.domain.trading.account import AccountState
 from mock_server.domain.trading.models import Fill, OrderFilled, OrderSide, PositionClosed, TradingEvent
-from mock_server.domain.trading.state import AccountState, OrderState, PositionState
+from mock_server.domain.trading.state import OrderState, PositionState
 
 
 def record_fill(state: AccountState, account_id: str, order: OrderState, quantity: int, price: Decimal,
@@ -32,7 +34,6 @@ def record_fill(state: AccountState, account_id: str, order: OrderState, quantit
             raise AssertionError(f"sell of {quantity} {order.symbol} exceeds the position")  # never: callers cap
         state.cash += value
         state.realized_pl += position.sell(quantity, value, at)
-    state.settle(order)
     if order.status.is_final:
         events.append(OrderFilled(account_id=account_id, order=order.view(), at=at))
     if position.quantity == 0:
@@ -42,10 +43,11 @@ def record_fill(state: AccountState, account_id: str, order: OrderState, quantit
 
 def affordable(state: AccountState, order: OrderState, price: Decimal) -> int:
     """Most shares ``order`` may take at ``price`` without overdrawing: sells are bounded by the position, buys
-    by cash less what the account's *other* open buys hold back (the order's own reservation is spendable)."""
+    by cash less what the account's *other* open buys hold back (the order's own reservation is spendable: it is
+    out of the working set, so not in ``reserved_cash``)."""
     if order.side is OrderSide.SELL:
         return state.held(order.symbol)
-    spendable = state.cash - (state.reserved_cash() - order.reserved_cash())
+    spendable = state.cash - state.reserved_cash()
     if spendable <= 0:
         return 0
     return int(spendable // price)

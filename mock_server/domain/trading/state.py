@@ -1,19 +1,16 @@
-"""The engine's mutable records of orders, positions and accounts.
+"""The engine's mutable records of orders and positions (an account's are gathered in ``account.py``).
 
-They are plain dataclasses without locks so ``copy.deepcopy`` of an ``AccountState`` is a full snapshot an atomic
-batch can restore; the lock lives on ``Account``, which is never copied. Callers only ever see the frozen views
-built by the ``view`` methods.
+Plain dataclasses without locks (the account's lock guards them); callers only ever see the frozen views built by
+the ``view`` methods.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from mock_server.domain.trading.models import (
-    AccountView,
     ClosedPosition,
     Fill,
     OrderSide,
@@ -33,7 +30,8 @@ ZERO = Decimal("0.00")
 @dataclass(slots=True)
 class OrderState:
     """One order. ``reserve_price`` is the per-share cash an open BUY holds back; ``last_step`` is the last
-    simulator step it was evaluated at, so catch-up never looks at a step twice."""
+    simulator step it was evaluated at, so catch-up never looks at a step twice (while the order rests in a book,
+    the book knows it: see ``OrderBook.remove``)."""
 
     id: str
     client_order_id: str | None
@@ -212,75 +210,4 @@ class PositionState:
             realized_pl=cents(self.realized_pl),
             opened_at=self.opened_at,
             closed_at=at,
-        )
-
-
-@dataclass(slots=True)
-class AccountState:
-    """Everything an account owns. ``orders`` keeps creation order; ``working`` holds the same objects for the
-    orders not yet final, so reservations and catch-up never scan the whole history."""
-
-    starting_cash: Decimal
-    cash: Decimal
-    realized_pl: Decimal = ZERO
-    orders: dict[str, OrderState] = field(default_factory=dict)
-    working: dict[str, OrderState] = field(default_factory=dict)
-    positions: dict[str, PositionState] = field(default_factory=dict)
-
-    @classmethod
-    def fresh(cls, cash: Decimal) -> AccountState:
-        return cls(starting_cash=cash, cash=cash)
-
-    def add_order(self, order: OrderState) -> None:
-        self.orders[order.id] = order
-        self.working[order.id] = order
-
-    def settle(self, order: OrderState) -> None:
-        """Forget a final order from the working set; its record stays in ``orders``."""
-        if order.status.is_final:
-            self.working.pop(order.id, None)
-
-    def reserved_cash(self) -> Decimal:
-        return sum((order.reserved_cash() for order in self.working.values()), ZERO)
-
-    def reserved_shares(self, symbol: str) -> int:
-        return sum(order.reserved_shares() for order in self.working.values() if order.symbol == symbol)
-
-    def buying_power(self) -> Decimal:
-        return self.cash - self.reserved_cash()
-
-    def held(self, symbol: str) -> int:
-        position = self.positions.get(symbol)
-        return position.quantity if position is not None else 0
-
-    def available_shares(self, symbol: str) -> int:
-        """Shares that a new sell may still take: held minus those promised to open sells."""
-        return self.held(symbol) - self.reserved_shares(symbol)
-
-
-class Account:
-    """An account's identity, its lock and its current state; ``state`` is swapped whole on reset or rollback."""
-
-    __slots__ = ("created_at", "id", "lock", "state", "subject")
-
-    def __init__(self, subject: str, state: AccountState, created_at: datetime) -> None:
-        self.subject = subject
-        self.id = f"acc_{subject}"
-        self.created_at = created_at
-        self.lock = threading.RLock()
-        self.state = state
-
-    def view(self, positions_value: Decimal) -> AccountView:
-        state = self.state
-        reserved = state.reserved_cash()
-        return AccountView(
-            id=self.id,
-            subject=self.subject,
-            cash=cents(state.cash),
-            buying_power=cents(state.cash - reserved),
-            reserved_cash=cents(reserved),
-            positions_value=cents(positions_value),
-            equity=cents(state.cash + positions_value),
-            realized_pl=cents(state.realized_pl),
-            created_at=self.created_at,
         )
