@@ -90,13 +90,14 @@ def account(session: CheckedSession) -> dict[str, Any]:
     return response.json()
 
 
-def all_orders(session: CheckedSession, page_size: int = 50, **filters: Any) -> list[dict[str, Any]]:
+def all_orders(session: CheckedSession, page_size: int = 50, path: str = "/v1/orders",
+               **filters: Any) -> list[dict[str, Any]]:
     """Walk every page, checking the cursor contract on the way."""
     seen: list[dict[str, Any]] = []
     cursor = None
     for _ in range(1000):
         params = {"limit": page_size, **filters, **({"cursor": cursor} if cursor else {})}
-        body = session.get("/v1/orders", params=params).json()
+        body = session.get(path, params=params).json()
         assert len(body["data"]) <= page_size
         seen.extend(body["data"])
         assert body["has_more"] == (body["next_cursor"] is not None)
@@ -570,6 +571,9 @@ def test_listing_filters_and_cursor_pagination(http: CheckedSession, trader: Che
     assert ids(status="filled", symbol="AAPL", side="BUY") == [
         i for i in newest_first if by_id[i]["symbol"] == "AAPL" and by_id[i]["side"] == "BUY"]
     assert ids(status="expired") == [] and ids(symbol="TSLA") == []
+    for filters in ({}, {"symbol": "MSFT"}, {"status": "closed", "side": "SELL"},
+                    {"status": "filled", "symbol": "AAPL", "side": "BUY"}):  # the control plane lists the same
+        assert [o["id"] for o in all_orders(http, 4, "/_mock/accounts/acc_trader/orders", **filters)] == ids(**filters)
 
     # Pages stay stable while new orders arrive: the cursor lists what was older than it.
     first = trader.get("/v1/orders", params={"limit": 10}).json()

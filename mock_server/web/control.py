@@ -18,10 +18,10 @@ from mock_server.domain.market.hours import MarketMode
 from mock_server.domain.oauth.clients import ALL_SCOPES, OAuthClient
 from mock_server.domain.patterns import PathPattern
 from mock_server.domain.ratelimit import RateLimitSettings
-from mock_server.domain.trading.models import OrderSide
 from mock_server.re2_patterns import compile_pattern
 from mock_server.services import Services, reseeded
 from mock_server.web import render
+from mock_server.web.orders import order_page
 from mock_server.web.routing import Api, Call
 
 
@@ -106,13 +106,7 @@ def blueprint(api: Api) -> Blueprint:
 
     @api.route(bp, "mockListAccountOrders")
     def list_account_orders(call: Call) -> ResponseReturnValue:
-        query, side = call.inputs.query, call.inputs.query.get("side")
-        orders, cursor = call.services.engine.list_orders(
-            _existing_subject(call), status=query["status"], symbol=query.get("symbol"),
-            side=OrderSide(side) if side else None, limit=query["limit"], cursor=query.get("cursor"),
-        )
-        return jsonify({"data": [render.order(o) for o in orders], "has_more": cursor is not None,
-                        "next_cursor": cursor})
+        return order_page(call, _existing_subject(call))
 
     @api.route(bp, "mockListAccountPositions")
     def list_account_positions(call: Call) -> ResponseReturnValue:

@@ -23,14 +23,7 @@ def blueprint(api: Api) -> Blueprint:
 
     @api.route(bp, "listOrders")
     def list_orders(call: Call) -> ResponseReturnValue:
-        query = call.inputs.query
-        side = query.get("side")
-        orders, cursor = call.services.engine.list_orders(
-            call.subject, status=query["status"], symbol=query.get("symbol"),
-            side=OrderSide(side) if side else None, limit=query["limit"], cursor=query.get("cursor"),
-        )
-        return jsonify({"data": [render.order(o) for o in orders], "has_more": cursor is not None,
-                        "next_cursor": cursor})
+        return order_page(call, call.subject)
 
     @api.route(bp, "getOrder")
     def get_order(call: Call) -> ResponseReturnValue:
@@ -41,3 +34,16 @@ def blueprint(api: Api) -> Blueprint:
         return jsonify(render.order(call.services.engine.cancel_order(call.subject, call.inputs.path["orderId"])))
 
     return bp
+
+
+def order_page(call: Call, subject: str) -> ResponseReturnValue:
+    """One page of ``subject``'s orders, filtered and paged by the query (``listOrders`` and the control plane's
+    ``mockListAccountOrders`` take the same parameters and give the same list)."""
+    query = call.inputs.query
+    side = query.get("side")
+    orders, cursor = call.services.engine.list_orders(
+        subject, status=query["status"], symbol=query.get("symbol"), side=OrderSide(side) if side else None,
+        limit=query["limit"], cursor=query.get("cursor"),
+    )
+    return jsonify({"data": [render.order(o) for o in orders], "has_more": cursor is not None,
+                    "next_cursor": cursor})

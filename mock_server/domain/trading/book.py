@@ -223,6 +223,8 @@ class OrderBook:
 
     def _detach_below(self, step: int) -> _Cohort | None:
         """The cohorts last evaluated before ``step``, taken out of ``_cohorts`` and merged into one."""
+        if not self._cohorts or self._cohorts.keys()[0] >= step:  # the usual case: every order is there already
+            return None
         keys = list(self._cohorts.irange(maximum=step, inclusive=(True, False)))
         if not keys:
             return None
