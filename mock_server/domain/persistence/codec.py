@@ -8,9 +8,10 @@ column never needs migrating when a field is added: a loader reads missing keys 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from mock_server.domain.oauth.clients import OAuthClient
 from mock_server.domain.oauth.server import Grant
@@ -21,6 +22,8 @@ from mock_server.domain.webhooks.dispatcher import Attempt, DeliveryStatus, Stor
 from mock_server.domain.webhooks.endpoints import Endpoint, EndpointSource
 from mock_server.domain.webhooks.events import EventType
 
+T = TypeVar("T")
+
 
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
@@ -28,10 +31,6 @@ def dumps(value: Any) -> str:
 
 def instant(moment: datetime) -> str:
     return moment.isoformat()
-
-
-def _instant(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
 
 
 _TEN_THOUSANDTH = Decimal("0.0001")
@@ -54,10 +53,6 @@ def amount(text: str) -> Decimal:
     return value
 
 
-def _decimal(text: str | None) -> Decimal | None:
-    return None if text is None else amount(text)
-
-
 # -- trading ------------------------------------------------------------------------------------------------------
 
 def dump_order(order: OrderState) -> str:
@@ -76,22 +71,51 @@ def dump_order(order: OrderState) -> str:
 
 
 def load_order(text: str) -> OrderState:
+    """One order back from its JSON. A state file can hold millions, so this is the start-up's inner loop: enum
+    members are looked up in a dict (an enum call costs several times more), and instants and prices that
+    repeat (a filled order's created, updated and filled times; its price and reserve) are parsed once and
+    shared, as the live objects they were written from shared them."""
     data = json.loads(text)
-    created_at = datetime.fromisoformat(data["created_at"])
+    instants: dict[str, datetime] = {}
+    amounts: dict[str, Decimal] = {}
+
+    def at(value: str) -> datetime:
+        found = instants.get(value)
+        if found is None:
+            found = instants[value] = datetime.fromisoformat(value)
+        return found
+
+    def money(value: str) -> Decimal:
+        found = amounts.get(value)
+        if found is None:
+            found = amounts[value] = amount(value)
+        return found
+
     return OrderState(
         id=data["id"], client_order_id=data.get("client_order_id"), symbol=data["symbol"],
-        type=OrderType(data["type"]), side=OrderSide(data["side"]), quantity=int(data["quantity"]),
-        limit_price=_decimal(data.get("limit_price")), stop_price=_decimal(data.get("stop_price")),
-        time_in_force=TimeInForce(data["time_in_force"]), strategy=Strategy(data["strategy"]),
-        created_at=created_at, reserve_price=amount(data["reserve_price"]), last_step=int(data["last_step"]),
-        expires_at=_instant(data.get("expires_at")), status=OrderStatus(data["status"]),
-        fills=[Fill(int(q), amount(p), datetime.fromisoformat(t)) for q, p, t in data.get("fills", [])],
-        filled_quantity=int(data.get("filled_quantity", 0)), filled_value=amount(data.get("filled_value", "0.00")),
+        type=_ORDER_TYPES[data["type"]], side=_SIDES[data["side"]], quantity=int(data["quantity"]),
+        limit_price=_maybe(money, data.get("limit_price")), stop_price=_maybe(money, data.get("stop_price")),
+        time_in_force=_TIMES_IN_FORCE[data["time_in_force"]], strategy=_STRATEGIES[data["strategy"]],
+        created_at=at(data["created_at"]), reserve_price=money(data["reserve_price"]),
+        last_step=int(data["last_step"]), expires_at=_maybe(at, data.get("expires_at")),
+        status=_STATUSES[data["status"]], fills=[Fill(int(q), money(p), at(t)) for q, p, t in data.get("fills", [])],
+        filled_quantity=int(data.get("filled_quantity", 0)), filled_value=money(data.get("filled_value", "0.00")),
         triggered=bool(data.get("triggered", False)), pinned=bool(data.get("pinned", False)),
-        reject_reason=data.get("reject_reason"), updated_at=_instant(data.get("updated_at")),
-        filled_at=_instant(data.get("filled_at")), cancelled_at=_instant(data.get("cancelled_at")),
-        expired_at=_instant(data.get("expired_at")),
+        reject_reason=data.get("reject_reason"), updated_at=_maybe(at, data.get("updated_at")),
+        filled_at=_maybe(at, data.get("filled_at")), cancelled_at=_maybe(at, data.get("cancelled_at")),
+        expired_at=_maybe(at, data.get("expired_at")),
     )
+
+
+def _maybe(parse: Callable[[str], T], value: str | None) -> T | None:
+    return None if value is None else parse(value)
+
+
+_ORDER_TYPES = {member.value: member for member in OrderType}
+_SIDES = {member.value: member for member in OrderSide}
+_TIMES_IN_FORCE = {member.value: member for member in TimeInForce}
+_STRATEGIES = {member.value: member for member in Strategy}
+_STATUSES = {member.value: member for member in OrderStatus}
 
 
 def dump_positions(positions: dict[str, PositionState]) -> str:
