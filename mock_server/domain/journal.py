@@ -11,10 +11,11 @@ Plain Python: the web layer turns a Flask request into the raw pieces `record` t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -89,13 +90,20 @@ class JournalFilter:
 
 class Journal:
     """A bounded, thread-safe record of requests: the oldest entry goes when a new one would exceed `capacity`
-    (0 turns the journal off)."""
+    (0 turns the journal off).
+
+    Reading costs a page, not the journal: entries are also kept per method, per operation and per status, so a
+    filter on any of them walks only the entries that have it (the shortest such list, when it names several).
+    A `path` pattern has to be tried on each entry it is to find, so it is tried on the newest
+    `PATH_SEARCH_LIMIT` entries that pass the other filters at most (all of them, at the default journal size).
+    """
 
     def __init__(self, capacity: int) -> None:
         if capacity < 0:
             raise ValueError("capacity must not be negative")
         self.capacity = capacity
-        self._entries: deque[_Recorded] = deque(maxlen=capacity)
+        self._entries: deque[_Recorded] = deque()
+        self._by: dict[tuple[str, object], deque[_Recorded]] = {}  # ("method", "GET") -> those entries, in order
         self._lock = threading.Lock()
 
     def record(self, *, request_id: str, timestamp: datetime, method: str, path: str,
@@ -108,30 +116,59 @@ class Journal:
         recorded = _Recorded(request_id, timestamp, method.upper(), path, tuple(query), tuple(headers), kept,
                              content_type, status, operation, round(duration_ms, 3))
         with self._lock:
+            if len(self._entries) == self.capacity:
+                oldest = self._entries.popleft()
+                for key in _keys(oldest):  # the oldest entry is also the oldest of each of its lists
+                    alike = self._by[key]
+                    alike.popleft()
+                    if not alike:
+                        del self._by[key]
             self._entries.append(recorded)
+            for key in _keys(recorded):
+                self._by.setdefault(key, deque()).append(recorded)
 
     def entries(self, wanted: JournalFilter | None = None) -> list[JournalEntry]:
         """Newest first, at most `wanted.limit`."""
         wanted = wanted or JournalFilter()
+        named = [key for key in (("method", None if wanted.method is None else wanted.method.upper()),
+                                 ("operation", wanted.operation), ("status", wanted.status)) if key[1] is not None]
+        others = dataclasses.replace(wanted, path=None)
+        found: list[_Recorded] = []
+        searched = 0
         with self._lock:
-            snapshot = list(self._entries)
-        found = []
-        for recorded in reversed(snapshot):
-            if wanted.accepts(recorded):
-                found.append(recorded.entry())
+            candidates: Sequence[_Recorded] = min((self._by.get(key, ()) for key in named), key=len,
+                                                  default=self._entries)
+            for recorded in reversed(candidates):
+                if not others.accepts(recorded):
+                    continue
+                if wanted.path is not None:
+                    searched += 1
+                    if searched > PATH_SEARCH_LIMIT:
+                        break
+                    if wanted.path.search(recorded.path) is None:
+                        continue
+                found.append(recorded)
                 if len(found) == wanted.limit:
                     break
-        return found
+        return [recorded.entry() for recorded in found]  # masking (parsing bodies) outside the lock
 
     def clear(self) -> int:
         with self._lock:
             count = len(self._entries)
             self._entries.clear()
+            self._by.clear()
         return count
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
+
+
+PATH_SEARCH_LIMIT = 10_000
+
+
+def _keys(recorded: _Recorded) -> tuple[tuple[str, object], ...]:
+    return ("method", recorded.method), ("operation", recorded.operation), ("status", recorded.status)
 
 
 def mask_value(name: str, value: Any) -> Any:

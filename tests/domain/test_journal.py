@@ -6,7 +6,10 @@ import json
 import re
 from datetime import UTC, datetime
 
-from mock_server.domain.journal import MASK, MAX_BODY_CHARS, Journal, JournalFilter
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mock_server.domain.journal import MASK, MAX_BODY_CHARS, PATH_SEARCH_LIMIT, Journal, JournalFilter
 
 NOW = datetime(2026, 11, 25, 15, tzinfo=UTC)
 
@@ -74,3 +77,38 @@ def test_filters_combine_and_limit_counts_matches() -> None:
     assert [e.path for e in journal.entries(JournalFilter(status=429, operation="getOrder"))] == ["/v1/orders/4"]
     assert len(journal.entries(JournalFilter(path=re.compile(r"/[0-3]$"), limit=2))) == 2
     assert journal.clear() == 6 and journal.entries() == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(capacity=st.integers(1, 12),
+       requests=st.lists(st.tuples(st.sampled_from(["GET", "POST", "delete"]), st.sampled_from(["/a", "/b/1", "/c"]),
+                                   st.sampled_from([200, 201, 404, None]), st.sampled_from(["one", "two", None])),
+                         max_size=40),
+       method=st.none() | st.sampled_from(["GET", "post", "DELETE", "PUT"]),
+       path=st.none() | st.sampled_from(["^/b", "a"]),
+       status=st.none() | st.sampled_from([200, 404]), operation=st.none() | st.sampled_from(["one", "three"]),
+       limit=st.integers(1, 15))
+def test_filters_find_what_a_scan_of_the_kept_requests_finds(
+        capacity: int, requests: list[tuple[str, str, int | None, str | None]], method: str | None, path: str | None,
+        status: int | None, operation: str | None, limit: int) -> None:
+    journal = Journal(capacity)
+    for verb, where, answered, named in requests:
+        record(journal, method=verb, path=where, status=answered, operation=named)
+    wanted = JournalFilter(method=method, path=None if path is None else re.compile(path), operation=operation,
+                           status=status, limit=limit)
+    kept = [(verb.upper(), where, answered, named) for verb, where, answered, named in requests][-capacity:]
+    expected = [request for request in reversed(kept)
+                if (method is None or request[0] == method.upper()) and (path is None or re.search(path, request[1]))
+                and (status is None or request[2] == status) and (operation is None or request[3] == operation)]
+    found = [(entry.method, entry.path, entry.status, entry.operation) for entry in journal.entries(wanted)]
+    assert found == expected[:limit]
+    assert len(journal) == len(kept)
+
+
+def test_a_path_pattern_searches_the_newest_requests_only() -> None:
+    journal = Journal(PATH_SEARCH_LIMIT + 10)
+    record(journal, path="/v1/orders/needle", method="DELETE")
+    for _ in range(PATH_SEARCH_LIMIT):
+        record(journal, path="/v1/account")
+    assert journal.entries(JournalFilter(path=re.compile("needle"))) == []  # past the bound: not searched
+    assert journal.entries(JournalFilter(method="DELETE", path=re.compile("needle")))[0].path == "/v1/orders/needle"
