@@ -208,3 +208,43 @@ def test_old_finished_events_are_forgotten_beyond_the_cap() -> None:
     records = [h.dispatcher.publish(h.event()) for _ in range(5)]
     assert [r.event.id for r in h.dispatcher.events()] == [r.event.id for r in reversed(records[2:])]
     h.dispatcher.stop(0)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_filtered_listings_and_trimming_agree_with_a_scan_of_every_record(seed: int) -> None:
+    """Events of every type; one endpoint takes fills and closed positions, another takes fills and fails some
+    (their retry never comes due on the frozen clock: they and those queued behind them stay pending); alerts
+    go nowhere. Each filtered listing is the unfiltered one, filtered; the cap forgets finished events first."""
+    rng = random.Random(seed)
+    h = Harness(schedule=(3600.0,))  # one retry, an hour away on a frozen clock: failures stay pending
+    h.dispatcher = Dispatcher(h.endpoints, h.clock, h.transport, RetryPolicy((3600.0,), 0.0, 1.0), random.Random(1),
+                              max_events=40)
+    h.endpoints.add("http://ok.test/hook", events=["order.filled", "position.closed"])
+    h.endpoints.add("http://down.test/hook", events=["order.filled"])
+    h.transport.statuses["http://down.test/hook"] = [rng.choice([200, 500]) for _ in range(200)]
+    try:
+        for _ in range(90):
+            h.dispatcher.publish(h.event(kind=rng.choice(list(EventType))))
+
+        def settled() -> bool:
+            """Every delivery to the good endpoint tried; the other one's lane stuck on a retry or done."""
+            deliveries = [d for r in h.dispatcher.events(limit=1000) for d in r.deliveries]
+            down = [d for d in deliveries if d.url == "http://down.test/hook"]
+            return (all(d.attempts for d in deliveries if d.url == "http://ok.test/hook")
+                    and (all(d.attempts for d in down)
+                         or any(d.attempts and d.status is DeliveryStatus.PENDING for d in down)))
+
+        eventually(settled)
+        everything = h.dispatcher.events(limit=1000)
+        assert len(everything) <= 40 + sum(r.status is EventStatus.PENDING for r in everything)
+        assert [r.event.id for r in everything] == sorted((r.event.id for r in everything), reverse=True)
+        for status in [None, *EventStatus]:
+            for kind in [None, *EventType]:
+                for limit in (1, 7, 1000):
+                    expected = [r.event.id for r in everything if status in (None, r.status)
+                                and kind in (None, r.event.type)][:limit]
+                    found = h.dispatcher.events(status=status, event_type=kind, limit=limit)
+                    assert [r.event.id for r in found] == expected, (status, kind, limit)
+        assert {r.status for r in everything} >= {EventStatus.SUCCEEDED, EventStatus.PENDING}
+    finally:
+        h.dispatcher.stop(0)

@@ -21,6 +21,8 @@ Semantics (documented in openapi.yaml and the README):
 from __future__ import annotations
 
 import bisect
+import heapq
+import itertools
 import logging
 import random
 import threading
@@ -30,6 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
+
+from sortedcontainers import SortedDict
 
 from mock_server.domain.clock import Clock
 from mock_server.domain.errors import ApiError, ErrorCode
@@ -193,6 +197,7 @@ class _Record:
     event: WebhookEvent
     sequence: int
     deliveries: dict[str, _Delivery] = field(default_factory=dict)
+    listed: EventStatus | None = None  # the status the catalog files it under
 
     def status(self) -> EventStatus:
         states = {delivery.status for delivery in self.deliveries.values()}
@@ -206,6 +211,81 @@ class _Record:
 
     def view(self) -> EventRecord:
         return EventRecord(self.event, self.status(), tuple(d.view() for d in self.deliveries.values()))
+
+
+class _Catalog:
+    """Every event record by id in publication order, and by type and by status, so a listing reads one page and
+    trimming finds the oldest finished record without a scan. A record's status follows its deliveries: whoever
+    changes a delivery ``refresh``es its record."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, _Record] = {}
+        self._by: dict[tuple[str, str], SortedDict[int, _Record]] = {}  # ("type"|"status", value) -> by sequence
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def get(self, event_id: str) -> _Record | None:
+        return self._records.get(event_id)
+
+    def add(self, record: _Record) -> None:
+        self._records[record.event.id] = record
+        record.listed = record.status()
+        self._file(("type", str(record.event.type)), record)
+        self._file(("status", str(record.listed)), record)
+
+    def refresh(self, record: _Record) -> None:
+        if self._records.get(record.event.id) is not record:
+            return  # forgotten meanwhile
+        status = record.status()
+        if status is not record.listed:
+            assert record.listed is not None
+            self._unfile(("status", str(record.listed)), record)
+            record.listed = status
+            self._file(("status", str(status)), record)
+
+    def remove(self, record: _Record) -> None:
+        del self._records[record.event.id]
+        self._unfile(("type", str(record.event.type)), record)
+        self._unfile(("status", str(record.listed)), record)
+
+    def clear(self) -> None:
+        self._records.clear()
+        self._by.clear()
+
+    def newest(self, status: EventStatus | None, event_type: EventType | None, limit: int) -> list[_Record]:
+        """Up to ``limit`` records of that status and type (any, for None), newest first. With both, the walk
+        goes through the shorter list of the two."""
+        named = [("type", str(event_type))] if event_type is not None else []
+        named += [("status", str(status))] if status is not None else []
+        if not named:
+            return list(itertools.islice(reversed(self._records.values()), limit))
+        lists = [found for key in named if (found := self._by.get(key)) is not None]
+        if len(lists) < len(named):
+            return []
+        shortest = min(lists, key=len)
+        matching = (record for record in reversed(shortest.values())
+                    if (event_type is None or record.event.type == event_type)
+                    and (status is None or record.listed is status))
+        return list(itertools.islice(matching, limit))
+
+    def oldest_finished(self, count: int) -> list[_Record]:
+        """The ``count`` oldest records with nothing pending (fewer if there are not so many)."""
+        finished = [found.values() for status in (EventStatus.SUCCEEDED, EventStatus.FAILED, EventStatus.SKIPPED)
+                    if (found := self._by.get(("status", str(status)))) is not None]
+        return list(itertools.islice(heapq.merge(*finished, key=lambda record: record.sequence), count))
+
+    def _file(self, key: tuple[str, str], record: _Record) -> None:
+        found = self._by.get(key)
+        if found is None:
+            found = self._by[key] = SortedDict()
+        found[record.sequence] = record
+
+    def _unfile(self, key: tuple[str, str], record: _Record) -> None:
+        found = self._by[key]
+        del found[record.sequence]
+        if not found:
+            del self._by[key]
 
 
 @dataclass(eq=False)
@@ -235,7 +315,7 @@ class Dispatcher:
         self._rng = rng
         self._max_events = max_events
         self._cond = threading.Condition()
-        self._records: dict[str, _Record] = {}
+        self._records = _Catalog()
         self._lanes: dict[str, _Lane] = {}
         self._sequence = 0
         self._closing = False
@@ -263,7 +343,6 @@ class Dispatcher:
             queued: list[_Delivery] = []
             for event, sequence, deliveries in sorted(records, key=lambda item: item[1]):
                 record = _Record(event, sequence)
-                self._records[event.id] = record
                 self._sequence = max(self._sequence, sequence)
                 for stored in deliveries:
                     endpoint = self._endpoints.get(stored.endpoint_id)
@@ -278,6 +357,7 @@ class Dispatcher:
                     record.deliveries[endpoint.id] = delivery
                     if status is DeliveryStatus.PENDING:
                         queued.append(delivery)
+                self._records.add(record)
             for delivery in sorted(queued, key=lambda d: (d.failures == 0, d.key)):
                 lane = self._lanes.get(delivery.endpoint.id)
                 if lane is None:
@@ -306,12 +386,12 @@ class Dispatcher:
         """Caller holds ``_cond``."""
         self._sequence += 1
         record = _Record(event, self._sequence)
-        self._records[event.id] = record
         now: datetime | None = None  # read only when a delivery is queued: most fills have no endpoint
         for endpoint in self._endpoints.all():
             if endpoint.wants(event.type):
                 now = now or self._clock.now()
                 self._enqueue(record, endpoint, now)
+        self._records.add(record)
         if self._store is not None:
             self._store.save_event(event, record.sequence, [d.stored() for d in record.deliveries.values()])
         self._trim()
@@ -329,17 +409,8 @@ class Dispatcher:
     def events(self, *, status: EventStatus | None = None, event_type: EventType | None = None,
                limit: int = 100) -> list[EventRecord]:
         """Newest first."""
-        found: list[EventRecord] = []
         with self._cond:
-            for record in reversed(self._records.values()):
-                if len(found) >= limit:
-                    break
-                if event_type is not None and record.event.type != event_type:
-                    continue
-                if status is not None and record.status() != status:
-                    continue
-                found.append(record.view())
-        return found
+            return [record.view() for record in self._records.newest(status, event_type, limit)]
 
     def pending_count(self) -> int:
         """Deliveries queued, in flight or waiting for a retry, across every endpoint."""
@@ -371,6 +442,7 @@ class Dispatcher:
                     continue
                 self._enqueue(record, endpoint, now, previous=delivery)
                 self._save(record.deliveries[endpoint.id])
+            self._records.refresh(record)
             self._cond.notify_all()
             return record.view()
 
@@ -466,6 +538,9 @@ class Dispatcher:
             abandoned.append(delivery.pending())
             if save:
                 self._save(delivery)
+            record = self._records.get(delivery.event.id)
+            if record is not None:
+                self._records.refresh(record)
         lane.queue.clear()
         return abandoned
 
@@ -474,16 +549,11 @@ class Dispatcher:
         excess = len(self._records) - self._max_events
         if excess <= 0:
             return
-        forgotten: list[str] = []
-        for event_id, record in self._records.items():  # oldest first; stop as soon as enough are found
-            if record.status() is not EventStatus.PENDING:
-                forgotten.append(event_id)
-                if len(forgotten) == excess:
-                    break
-        for event_id in forgotten:
-            del self._records[event_id]
+        forgotten = self._records.oldest_finished(excess)
+        for record in forgotten:
+            self._records.remove(record)
         if forgotten and self._store is not None:
-            self._store.drop_events(forgotten)
+            self._store.drop_events([record.event.id for record in forgotten])
 
     def _wake(self) -> None:
         with self._cond:
@@ -541,6 +611,7 @@ class Dispatcher:
         record = self._records.get(delivery.event.id)
         if record is not None and record.deliveries.get(delivery.endpoint.id) is delivery:  # not once forgotten
             self._save(delivery)
+            self._records.refresh(record)
 
     def _settle(self, lane: _Lane, delivery: _Delivery, attempt: Attempt) -> None:
         delivery.attempts.append(attempt)
