@@ -30,6 +30,8 @@ contract: $(STAMP)
 
 lint: $(STAMP) node_modules/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/openapi-spec-validator openapi.yaml
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_modules/.bin/redocly lint openapi.yaml
 	node scripts/validate-asyncapi.mjs asyncapi.yaml

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -272,8 +273,8 @@ class Run:
                     if importlib.util.find_spec(name) is None:
                         progress(f"  {name} is not installed (pip install -e '.[bench]'): not measured")
                         continue
-                    self.section(f"REST: emulator ({STACK_LABELS[name]})", lambda name=name, make=make: self.rest(
-                        name, make, rest.EMULATOR, self.args.connections))
+                    self.section(f"REST: emulator ({STACK_LABELS[name]})", functools.partial(
+                        self.rest, name, make, rest.EMULATOR, self.args.connections))
         elif self.args.stacks == "all":
             stacks.append("gunicorn")
         if "soak" in sections:

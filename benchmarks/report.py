@@ -354,10 +354,10 @@ def markdown(results: dict[str, Any]) -> str:
         out += ["| " + " | ".join(row) + " |" for row in isolation_rows]
     ceilings = results.get("stacks", {})
     if ceilings:
-        levels = _ceiling_levels(ceilings)
-        columns = " | ".join(f"{level} req/s (p99 ms)" for level in levels)
+        ceiling_levels = _ceiling_levels(ceilings)
+        columns = " | ".join(f"{level} req/s (p99 ms)" for level in ceiling_levels)
         out += ["", f"| stack (a bare Flask app, GET /hello) | {columns} | /market-data on the same port |",
-                "|---|" + "---:|" * len(levels) + "---|"]
+                "|---|" + "---:|" * len(ceiling_levels) + "---|"]
         out += ["| " + " | ".join(row) + " |" for row in _ceiling_rows(ceilings)]
     targets = results.get("targets", [])
     if targets:

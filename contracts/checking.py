@@ -123,8 +123,9 @@ class CheckedSession(requests.Session):
     def check(self, response: requests.Response) -> None:
         request = response.request
         method = request.method or "GET"
-        operation = self._matcher.match(method, urlsplit(request.url).path)
-        label = operation.operation_id if operation else f"{method} {urlsplit(request.url).path}"
+        path = urlsplit(str(request.url)).path
+        operation = self._matcher.match(method, path)
+        label = operation.operation_id if operation else f"{method} {path}"
         if "X-Request-Id" not in response.headers:
             raise violation(label, "X-Request-Id header", response, "missing")
         if operation is None:  # an unknown route or method: the error envelope is all the spec promises

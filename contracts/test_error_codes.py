@@ -81,15 +81,15 @@ def test_1002_oversized_buy(tradefence_api: CheckedSession) -> None:
 
 def test_1003_closed_market(tradefence_api: CheckedSession, tradefence_target: Target) -> None:
     clock = tradefence_api.get("/market/clock").json()
+    plane = tradefence_target.control_plane() if clock["is_open"] else None
     if clock["is_open"]:
-        plane = tradefence_target.control_plane()
         if plane is None:
             pytest.skip("the market is open now and this target cannot close it; runs when the market is closed")
         plane.market("closed")
     try:
         expect_error(tradefence_api.post("/orders", json=BUY_ONE), "createOrder", 422, 1003)
     finally:
-        if clock["is_open"]:
+        if plane is not None:
             plane.market("open")
 
 

@@ -32,19 +32,21 @@ def first_problem(explaining: Draft202012Validator, instance: Any, root: str) ->
 def _describe(error: ValidationError, root: str) -> InvalidInput:
     error = _branch_error(error)
     location = ".".join(str(part) for part in ([root] if root else []) + list(error.absolute_path))
+    schema: Any = error.schema  # a dict here: the Python validator is built from the spec's JSON
     if error.validator == "required" and isinstance(error.instance, dict):
-        missing = next((name for name in error.validator_value if name not in error.instance), None)
+        required: Any = error.validator_value
+        missing = next((name for name in required if name not in error.instance), None)
         if missing is not None:
             field = f"{location}.{missing}" if location else missing
             return InvalidInput(f"{field}: required property is missing", field)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
+        allowed = set(schema.get("properties", {}))
         extra = sorted(set(error.instance) - allowed)
         if extra:
             field = f"{location}.{extra[0]}" if location else extra[0]
             return InvalidInput(f"{field}: unknown property", field)
-    if error.validator == "not" and error.schema.get("not", {}).get("required"):
-        names = error.schema["not"]["required"]
+    if error.validator == "not" and schema.get("not", {}).get("required"):
+        names = schema["not"]["required"]
         field = f"{location}.{names[0]}" if location else names[0]
         return InvalidInput(f"{field}: not allowed here", field)
     return InvalidInput(f"{location or 'body'}: {error.message}", location or None)
@@ -64,7 +66,8 @@ def _branch_error(error: ValidationError) -> ValidationError:
     plausible = [errs for errs in branches.values() if not _misses_discriminator(errs, error)]
     if not plausible:
         return _discriminator_error(error) or error
-    return _branch_error(best_match(min(plausible, key=len)) or error)
+    fewest: list[ValidationError] = min(plausible, key=len)
+    return _branch_error(best_match(fewest) or error)
 
 
 def _discriminator_error(error: ValidationError) -> ValidationError | None:

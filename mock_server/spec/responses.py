@@ -7,11 +7,17 @@ emulator itself, so a handler that drifts from the spec fails loudly in developm
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from mock_server.spec.document import Operation, SpecDocument
 from mock_server.spec.validation import SchemaValidator
+
+
+class HeaderItems(Protocol):
+    """An answer's headers: Werkzeug's Headers, requests' CaseInsensitiveDict or a plain dict."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
 
 
 class ResponseChecker:
@@ -21,7 +27,7 @@ class ResponseChecker:
         self._document = document
         self._cache: dict[tuple[str, int, str], SchemaValidator] = {}
 
-    def problems(self, operation: Operation, status: int, headers: Mapping[str, str], body: bytes) -> list[str]:
+    def problems(self, operation: Operation, status: int, headers: HeaderItems, body: bytes) -> list[str]:
         spec = self._document.response_spec(operation, status)
         if spec is None:
             return [f"{operation.operation_id}: status {status} is not documented"]
@@ -60,6 +66,6 @@ class ResponseChecker:
         return self._cache[key]
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def _header(headers: HeaderItems, name: str) -> str | None:
     lowered = name.lower()
     return next((value for key, value in headers.items() if key.lower() == lowered), None)

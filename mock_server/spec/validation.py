@@ -10,7 +10,7 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jsonschema_rs
 
@@ -28,6 +28,12 @@ class InvalidInput(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class Lookup(Protocol):
+    """A request's path, query or headers as the validator reads them: a dict, or Werkzeug's MultiDict or Headers."""
+
+    def get(self, key: str, /) -> str | None: ...
 
 
 class _Absent:
@@ -89,8 +95,7 @@ class RequestValidator:
         self._params = [(p, SchemaValidator(document, p.schema)) for p in operation.parameters]
         self._body = SchemaValidator(document, operation.body_schema) if operation.body_schema else None
 
-    def validate(self, *, path: Mapping[str, str], query: Mapping[str, str], headers: Mapping[str, str],
-                 body: Any = ABSENT) -> ValidInput:
+    def validate(self, *, path: Lookup, query: Lookup, headers: Lookup, body: Any = ABSENT) -> ValidInput:
         values: dict[str, dict[str, Any]] = {"path": {}, "query": {}, "header": {}}
         sources = {"path": path, "query": query, "header": headers}
         for param, validator in self._params:

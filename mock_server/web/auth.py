@@ -32,7 +32,7 @@ def blueprint(api: Api) -> Blueprint:
     def token(call: Call) -> ResponseReturnValue:
         basic = _basic_credentials()
         try:
-            answer = call.services.oauth.token(call.body or {}, basic)  # type: ignore[arg-type]
+            answer = call.services.oauth.token(call.body or {}, basic)
         except OAuthError as exc:
             return _oauth_error(exc, basic_used=basic is not None)
         response = jsonify(answer)

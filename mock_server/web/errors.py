@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from mock_server.domain.errors import ApiError, ErrorCode
 from mock_server.spec.validation import InvalidInput
+from mock_server.web.render import error_body
 
 log = logging.getLogger("tradefence.errors")
 
@@ -29,15 +30,6 @@ class HttpError(Exception):
         super().__init__(error.message)
         self.error = error
         self.headers = headers
-
-
-def error_body(error: ApiError) -> dict[str, object]:
-    body: dict[str, object] = {"code": int(error.code), "type": error.code.type, "message": error.message}
-    if error.field is not None:
-        body["field"] = error.field
-    if error.retry_after is not None:
-        body["retry_after"] = error.retry_after
-    return body
 
 
 def error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:

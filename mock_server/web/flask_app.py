@@ -86,7 +86,7 @@ class EmulatorFlask(Flask):
         env = request.environ
         scheme = env["wsgi.url_scheme"]
         host, server_name = _host_names(scheme, env.get("HTTP_HOST"), env.get("SERVER_NAME"), env.get("SERVER_PORT"))
-        request.host = host  # type: ignore[misc]  # Flask sets it here too, so later reads find it
+        request.host = host  # Flask sets it here too, so later reads find it
         if "HTTP_UPGRADE" in env and _is_websocket(env):
             scheme = "wss" if scheme == "https" else "ws"
         script_name, path_info = _wsgi_text(env.get("SCRIPT_NAME")), _wsgi_text(env.get("PATH_INFO"))

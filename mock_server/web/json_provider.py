@@ -7,7 +7,7 @@ Non-ASCII text leaves as UTF-8 rather than as `\\u` escapes: the same JSON to an
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from flask import Response
@@ -25,8 +25,10 @@ class FastJSONProvider(DefaultJSONProvider):
     def response(self, *args: Any, **kwargs: Any) -> Response:
         obj = self._prepare_response_obj(args, kwargs)
         if self.compact is False or (self.compact is None and self._app.debug):
-            return super().response(obj)  # indented, for a human reading it in debug mode
-        return self._app.response_class(self._encode(obj, orjson.OPT_APPEND_NEWLINE), mimetype=self.mimetype)
+            return cast(Response, super().response(obj))  # indented, for a human reading it in debug mode
+        # `_app` is typed as Flask's sans-I/O base, whose response class takes no body; a Flask app's takes one.
+        response_class = cast(type[Response], self._app.response_class)
+        return response_class(self._encode(obj, orjson.OPT_APPEND_NEWLINE), mimetype=self.mimetype)
 
     def _encode(self, obj: Any, option: int) -> bytes:
         try:

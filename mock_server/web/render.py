@@ -8,6 +8,7 @@ from typing import Any
 
 from mock_server.domain.ai import RecommendationSetView
 from mock_server.domain.clock import rfc3339 as timestamp  # the API's one form of an instant
+from mock_server.domain.errors import ApiError
 from mock_server.domain.faults import Fault
 from mock_server.domain.journal import JournalEntry
 from mock_server.domain.market.hours import MarketStatus
@@ -24,7 +25,16 @@ from mock_server.domain.webhooks.alerts import Alert
 from mock_server.domain.webhooks.dispatcher import DeliveryView, EventRecord
 from mock_server.domain.webhooks.endpoints import Endpoint
 from mock_server.domain.webhooks.events import EventType
-from mock_server.web.errors import error_body
+
+
+def error_body(error: ApiError) -> dict[str, object]:
+    """The envelope's inside (without `request_id`, which only an HTTP answer has)."""
+    body: dict[str, object] = {"code": int(error.code), "type": error.code.type, "message": error.message}
+    if error.field is not None:
+        body["field"] = error.field
+    if error.retry_after is not None:
+        body["retry_after"] = error.retry_after
+    return body
 
 
 def _time(moment: datetime | None) -> str | None:

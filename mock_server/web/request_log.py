@@ -32,7 +32,7 @@ DASHBOARD_STREAM = ("/market-data", "watch=dashboard")
 def install_request_log(app: Flask, api: Api, checker: ResponseChecker | None) -> None:
     @app.before_request
     def _start() -> None:
-        state = g._get_current_object()  # type: ignore[attr-defined]  # one context lookup, not one per field
+        state = g._get_current_object()  # one context lookup, not one per field
         found = api.services()
         state.started = time.perf_counter()
         state.arrived = found.clock.now()
@@ -46,7 +46,7 @@ def install_request_log(app: Flask, api: Api, checker: ResponseChecker | None) -
         # The objects behind Flask's proxies, once: every attribute read through a proxy costs a context lookup,
         # and this runs for every request.
         incoming: Request = request._get_current_object()  # type: ignore[attr-defined]
-        state = g._get_current_object()  # type: ignore[attr-defined]
+        state = g._get_current_object()
         dropped = state.get("dropped", False)  # an injected drop_connection fault: nothing goes out
         rule = incoming.url_rule
         if checker is not None and rule is not None and not rule.websocket and not response.is_streamed and not dropped:

@@ -96,7 +96,7 @@ class Api:
                     forced = faults.inject(found, operation, forcible)
                     if forced is not None:
                         return forced
-                state = g._get_current_object()  # type: ignore[attr-defined]  # one lookup for the pipeline
+                state = g._get_current_object()  # one lookup for the pipeline
                 principal = _authenticate(operation, found, state) if operation.secured else ANONYMOUS
                 try:
                     inputs = validator.validate(path=path, query=request.args if takes_query else _NO_QUERY,

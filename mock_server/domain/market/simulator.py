@@ -66,7 +66,7 @@ class _Stream:
 
     __slots__ = ("hasher", "key", "top")
 
-    def __init__(self, key: int, hasher: hashlib._Hash) -> None:
+    def __init__(self, key: int, hasher: hashlib.blake2b) -> None:
         self.key = key
         self.hasher = hasher
         self.top = math.sqrt(float(_TOP)) * _normal(hasher, _TOP)
@@ -95,7 +95,7 @@ class MarketSimulator:
         self._sqrt_step_years = math.sqrt(step.total_seconds() / _SECONDS_PER_YEAR)
         self._lock = threading.Lock()
         self._streams: dict[tuple[str, bool], _Stream] = {}
-        self._micro: dict[str, hashlib._Hash] = {}
+        self._micro: dict[str, hashlib.blake2b] = {}
         # The last quote of each symbol, with its step: a quote is a pure function of (symbol, step), and every
         # order and stream tick of a step asks for the same one. One entry per symbol: bounded by the universe.
         self._quotes: dict[str, tuple[int, Quote]] = {}
@@ -284,13 +284,13 @@ class MarketSimulator:
             self._new = {}
 
 
-def _hasher(seed: int, symbol: str, purpose: str, digest_size: int) -> hashlib._Hash:
+def _hasher(seed: int, symbol: str, purpose: str, digest_size: int) -> hashlib.blake2b:
     """A BLAKE2b primed with the stream identity; copies of it are then fed only the node index."""
     prefix = f"tradefence-market\x00{seed}\x00{symbol}\x00{purpose}\x00".encode()
     return hashlib.blake2b(prefix, digest_size=digest_size)
 
 
-def _normal(base: hashlib._Hash, node: int) -> float:
+def _normal(base: hashlib.blake2b, node: int) -> float:
     """Standard normal for one bridge node: two hashed uniforms through Box-Muller."""
     hasher = base.copy()
     hasher.update(node.to_bytes(9, "big"))

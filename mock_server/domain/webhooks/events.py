@@ -71,7 +71,8 @@ class WebhookEvent:
 
     @functools.cached_property
     def payload(self) -> Mapping[str, Any]:
-        return json.loads(self.body)
+        payload: Mapping[str, Any] = json.loads(self.body)
+        return payload
 
     def __eq__(self, other: object) -> bool:
         """The same event sent as the same bytes (how it is held does not matter)."""
