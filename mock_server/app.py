@@ -12,7 +12,7 @@ from mock_server.web import account, ai, auth, batch, control, dashboard, market
 from mock_server.web.errors import install_error_handlers
 from mock_server.web.flask_app import EmulatorFlask
 from mock_server.web.json_provider import FastJSONProvider
-from mock_server.web.request_log import install_request_log
+from mock_server.web.lifecycle import install_lifecycle
 from mock_server.web.routing import Api
 
 BLUEPRINTS = (auth, orders, account, market, ai, batch, control, webhooks, dashboard)
@@ -49,5 +49,5 @@ def create_app(config: Config | None = None, *, services: Services | None = None
 
     install_error_handlers(app)
     checker = ResponseChecker(document) if config.validate_responses else None
-    install_request_log(app, api, checker)
+    install_lifecycle(app, api, checker)
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import random
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -10,7 +9,6 @@ from datetime import timedelta
 from mock_server.config import Config
 from mock_server.domain.ai import Recommender
 from mock_server.domain.clock import Clock
-from mock_server.domain.deferral import Deferral
 from mock_server.domain.faults import Faults
 from mock_server.domain.idempotency import IdempotencyStore
 from mock_server.domain.ids import IdGenerator
@@ -55,7 +53,6 @@ class Services:
     request_ids: IdGenerator  # X-Request-Id when the client sends none: a stream of its own, rebuilt by a reseed
     journal: Journal
     transport: Transport  # kept so that a reseed rebuilds the webhooks with the same one
-    deferral: Deferral  # held by the web layer for each request: a fill's webhook event is recorded after the answer
     store: StateStore | None = None  # the --state file, when there is one (a reseed hands it to the new services)
 
     def reset(self) -> None:
@@ -127,24 +124,21 @@ def build_services(config: Config, clock: Clock | None = None, *, transport: Tra
     )
     webhook_ids = IdGenerator(config.seed, clock, stream="webhooks", epoch=epoch)  # evt_, we_, alt_: own stream
     webhooks = _webhooks(config, clock, simulator, transport, webhook_ids, epoch)
-
-    deferral = Deferral(enabled=store is None)  # with a state file, a fill's event is written before the answer
-
-    def publish(event: TradingEvent) -> None:
-        webhooks.on_trading_event(event)
-        alerts.ensure_running()  # the first fill opens a position worth watching (bound below, before any fill)
-
-    def on_trading_event(event: TradingEvent) -> None:
-        deferral.run(functools.partial(publish, event))  # the answer to the trade needs none of it
-
     market_mode = snapshot.market_mode if snapshot is not None and snapshot.market_mode else config.market_mode
-    engine = TradingEngine(simulator, clock, ids, market_mode=market_mode, starting_cash=config.starting_cash,
-                           on_event=on_trading_event)
+    engine = TradingEngine(simulator, clock, ids, market_mode=market_mode, starting_cash=config.starting_cash)
     alerts = AlertWatcher(
         engine.open_positions, simulator.price, clock, webhook_ids,
         AlertSettings(config.alert_loss_percent, config.alert_move_percent, config.alert_check_seconds),
         webhooks.on_alert,
     )
+
+    def publish(event: TradingEvent) -> None:
+        """Part of the trade, so done before the trade's answer: the fill's webhook event is recorded (and queued
+        for delivery), and the first fill opens a position worth watching."""
+        webhooks.on_trading_event(event)
+        alerts.ensure_running()
+
+    engine.listen(publish)
     services = Services(
         config=config,
         clock=clock,
@@ -164,7 +158,6 @@ def build_services(config: Config, clock: Clock | None = None, *, transport: Tra
         request_ids=IdGenerator(config.seed, clock, stream="requests"),
         journal=journal if journal is not None else Journal(config.journal_size),
         transport=transport,
-        deferral=deferral,
         store=store,
     )
     if store is not None and snapshot is not None:

@@ -128,18 +128,3 @@ def test_the_journal_keeps_the_last_journal_size_requests(small_journal: tuple[F
         state = http.get("/_mock/state").json()
         assert state["journal_capacity"] == 3 and state["journal_size"] == 3
 
-
-@pytest.mark.parametrize("environ", [
-    {"HTTP_X_REQUEST_ID": "a", "HTTP_AUTHORIZATION": "Bearer t", "HTTP_X_LOWER_CASE": "c", "CONTENT_TYPE": "",
-     "CONTENT_LENGTH": ""},
-    {"CONTENT_TYPE": "application/json", "CONTENT_LENGTH": "2", "HTTP_CONTENT_TYPE": "ignored", "HTTP_HOST": "h"},
-    {"REQUEST_METHOD": "GET", "wsgi.input": None, "HTTP_ACCEPT": "*/*"},
-])
-def test_journaled_headers_are_named_as_werkzeug_names_them(environ: dict[str, Any]) -> None:
-    """The journal reads headers straight from the WSGI environment (cheaper): it must list what Werkzeug's
-    `EnvironHeaders` would, names and order alike."""
-    from werkzeug.datastructures import EnvironHeaders
-
-    from mock_server.web.request_log import _headers
-
-    assert _headers(environ) == list(EnvironHeaders(environ).items())

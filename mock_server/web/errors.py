@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from mock_server.domain.errors import ApiError, ErrorCode
 from mock_server.spec.validation import InvalidInput
 from mock_server.web.render import error_body
+from mock_server.web.request_state import current_request_id
 
 log = logging.getLogger("tradefence.errors")
 
@@ -34,7 +35,7 @@ class HttpError(Exception):
 
 def error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:
     body = error_body(error)
-    body["request_id"] = g.get("request_id", "")
+    body["request_id"] = current_request_id()
     response = jsonify({"error": body})
     response.status_code = error.code.status
     if error.retry_after is not None:
@@ -72,5 +73,5 @@ def install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error (request %s)", g.get("request_id", "-"))
+        log.exception("unhandled error (request %s)", current_request_id() or "-")
         return error_response(ApiError(ErrorCode.INTERNAL_ERROR, "Internal error; the request id identifies it"))

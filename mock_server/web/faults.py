@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Mapping
 
-from flask import Response, g, request
+from flask import Response, request
 
 from mock_server.domain.errors import ApiError, ErrorCode
 from mock_server.domain.faults import FORCIBLE_STATUSES, Outcome
@@ -23,12 +23,13 @@ from mock_server.domain.ratelimit import RateDecision
 from mock_server.services import Services
 from mock_server.serving.controls import RESPONSE_CONTROLS, ResponseControls
 from mock_server.spec.document import Operation, SpecDocument
+from mock_server.web.bearer import bearer_token, challenge
 from mock_server.web.errors import error_response
+from mock_server.web.request_state import current_state
 
 log = logging.getLogger("tradefence.faults")
 CONTROL_PREFIX = "/_mock"
 _ERROR_SCHEMA = "#/components/schemas/Error"
-_REALM = 'Bearer realm="tradefence"'
 
 
 def applies_to(operation: Operation) -> bool:
@@ -64,7 +65,6 @@ def inject(services: Services, operation: Operation, forcible: frozenset[int]) -
     injection = services.faults.take(operation.operation_id, request.path, forcible)
     if injection.empty:
         return None
-    g.faults = injection.fault_ids
     controls: ResponseControls | None = request.environ.get(RESPONSE_CONTROLS)
     if injection.latency_ms:
         if controls is not None:
@@ -82,20 +82,18 @@ def inject(services: Services, operation: Operation, forcible: frozenset[int]) -
 def _forced(services: Services, operation: Operation, outcome: Outcome) -> Response:
     assert outcome.code is not None and outcome.status is not None
     headers: dict[str, str] = {}
+    state = current_state()
     client_id = _caller(services) if operation.secured else None
     if client_id is not None:
-        g.rate = services.rate_limiter.take(client_id, 0)  # X-RateLimit-* on every /v1 answer, this one too
+        state.rate = services.rate_limiter.take(client_id, 0)  # X-RateLimit-* on every /v1 answer, this one too
     if outcome.code is ErrorCode.RATE_LIMIT_EXCEEDED:
         settings = services.rate_limiter.settings
-        limit = g.rate.limit if client_id is not None else settings.capacity
-        g.rate = RateDecision(allowed=False, limit=limit, remaining=0,
-                              reset_seconds=math.ceil(limit / settings.refill_per_second),
-                              retry_after=outcome.retry_after or 1)
-    elif outcome.code is ErrorCode.INVALID_CREDENTIALS:
-        description = outcome.message.replace('"', "'")
-        headers["WWW-Authenticate"] = f'{_REALM}, error="invalid_token", error_description="{description}"'
-    elif outcome.code is ErrorCode.INSUFFICIENT_SCOPE:
-        headers["WWW-Authenticate"] = f'{_REALM}, error="insufficient_scope", scope="{" ".join(operation.scopes)}"'
+        limit = state.rate.limit if state.rate is not None else settings.capacity
+        state.rate = RateDecision(allowed=False, limit=limit, remaining=0,
+                                  reset_seconds=math.ceil(limit / settings.refill_per_second),
+                                  retry_after=outcome.retry_after or 1)
+    elif outcome.code in (ErrorCode.INVALID_CREDENTIALS, ErrorCode.INSUFFICIENT_SCOPE):
+        headers["WWW-Authenticate"] = challenge(outcome.code, description=outcome.message, scopes=operation.scopes)
     response = error_response(ApiError(outcome.code, outcome.message, retry_after=outcome.retry_after), headers)
     response.status_code = outcome.status  # 502 keeps code 5000
     return response
@@ -103,11 +101,11 @@ def _forced(services: Services, operation: Operation, outcome: Outcome) -> Respo
 
 def _caller(services: Services) -> str | None:
     """The client of a valid bearer token, if the request has one (a fault never refuses for a bad token)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("Authorization", ""))
+    if not token:
         return None
     try:
-        return services.oauth.verify(token.strip()).client_id
+        return services.oauth.verify(token).client_id
     except ApiError:
         return None
 
@@ -121,6 +119,6 @@ def _drop(controls: ResponseControls | None) -> Response:
                                                                      "close the connection; 502 instead"))
         response.status_code = 502
         return response
-    g.dropped = True
+    current_state().dropped = True
     controls.drop()
     return Response(status=500)  # never sent

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, make_response, request
+from flask import Blueprint, Response, current_app, make_response, request
 from flask.typing import ResponseReturnValue
 from werkzeug.routing import BaseConverter, Map
 
@@ -27,10 +27,9 @@ from mock_server.services import Services
 from mock_server.spec.document import Operation, SpecDocument
 from mock_server.spec.validation import ABSENT, InvalidInput, RequestValidator, ValidInput
 from mock_server.web import faults
+from mock_server.web.bearer import CONTROL_REALM, bearer_token, challenge
 from mock_server.web.errors import HttpError, error_response
-
-REALM = 'Bearer realm="tradefence"'
-CONTROL_REALM = 'Bearer realm="tradefence-control"'
+from mock_server.web.request_state import RequestState, current_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +95,7 @@ class Api:
                     forced = faults.inject(found, operation, forcible)
                     if forced is not None:
                         return forced
-                state = g._get_current_object()  # one lookup for the pipeline
+                state = current_state()
                 principal = _authenticate(operation, found, state) if operation.secured else ANONYMOUS
                 try:
                     inputs = validator.validate(path=path, query=request.args if takes_query else _NO_QUERY,
@@ -190,35 +189,32 @@ def _may_match(part: str, other: str) -> bool:
     return part == other or _variable(part) is not None or _variable(other) is not None
 
 
-def _authenticate(operation: Operation, found: Services, state: Any) -> Principal:
+def _authenticate(operation: Operation, found: Services, state: RequestState) -> Principal:
     header = request.environ.get("HTTP_AUTHORIZATION", "")
     if not header:
-        raise HttpError(ApiError(ErrorCode.INVALID_CREDENTIALS, "Missing bearer token"), {"WWW-Authenticate": REALM})
-    scheme, _, token = header.partition(" ")
+        raise HttpError(ApiError(ErrorCode.INVALID_CREDENTIALS, "Missing bearer token"),
+                        {"WWW-Authenticate": challenge()})
+    token = bearer_token(header)
     try:
-        if scheme.lower() != "bearer" or not token.strip():
+        if not token:
             raise ApiError(ErrorCode.INVALID_CREDENTIALS, "The Authorization header must be 'Bearer <token>'")
-        principal = found.oauth.verify(token.strip())
+        principal = found.oauth.verify(token)
     except ApiError as exc:
-        description = exc.message.replace('"', "'")
-        raise HttpError(exc, {"WWW-Authenticate": f'{REALM}, error="invalid_token", '
-                                                  f'error_description="{description}"'}) from None
+        raise HttpError(exc, {"WWW-Authenticate": challenge(exc.code, description=exc.message)}) from None
     state.client_id = principal.client_id  # known from here on: refusals before the rate limit report its bucket
     missing = [scope for scope in operation.scopes if scope not in principal.scopes]
     if missing:
-        raise HttpError(
-            ApiError(ErrorCode.INSUFFICIENT_SCOPE, f"This operation needs the scope {missing[0]}"),
-            {"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{" ".join(operation.scopes)}"'},
-        )
+        refusal = ApiError(ErrorCode.INSUFFICIENT_SCOPE, f"This operation needs the scope {missing[0]}")
+        raise HttpError(refusal, {"WWW-Authenticate": challenge(refusal.code, scopes=operation.scopes)})
     return principal
 
 
 def _check_control_token(expected: str) -> None:
     """Beyond loopback, anyone who can reach the port could reset the emulator, mint tokens for any account or
     inject faults: the control plane then wants its own bearer secret."""
-    scheme, _, token = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    token = bearer_token(request.environ.get("HTTP_AUTHORIZATION", ""))
     # The environ is latin-1 text, so any header encodes; compare_digest takes the time of a match either way.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("latin-1"), expected.encode()):
+    if token is None or not hmac.compare_digest(token.encode("latin-1"), expected.encode()):
         raise HttpError(ApiError(ErrorCode.INVALID_CREDENTIALS, "The control plane needs Authorization: Bearer "
                                  "<TRADEFENCE_CONTROL_TOKEN> (the emulator listens beyond loopback)"),
                         {"WWW-Authenticate": CONTROL_REALM})
@@ -279,15 +275,16 @@ def _number(text: str) -> float | int:
     return int(value) if value.is_integer() and abs(value) < 2**53 else value
 
 
-def _reject_constant(name: str) -> None:
+def reject_constant(name: str) -> None:
+    """`NaN`, `Infinity` and `-Infinity`, which Python's parser accepts and JSON does not."""
     raise ValueError(f"{name} is not JSON")
 
 
-# One decoder for every body: json.loads with options builds a new one per call (a third of the parse).
-_JSON = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_number)
+# One decoder for every body: json.loads with options builds a new decoder per call.
+_JSON = json.JSONDecoder(parse_constant=reject_constant, parse_float=_number)
 
 
-def _rate_limit(principal: Principal, cost: int, found: Services, state: Any) -> None:
+def _rate_limit(principal: Principal, cost: int, found: Services, state: RequestState) -> None:
     decision = found.rate_limiter.take(principal.client_id, cost)
     state.rate = decision
     if not decision.allowed:

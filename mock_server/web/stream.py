@@ -32,8 +32,9 @@ from mock_server.domain.stream import (
 )
 from mock_server.spec.document import SpecDocument
 from mock_server.spec.validation import InvalidInput, SchemaValidator
+from mock_server.web.bearer import bearer_token
 from mock_server.web.render import timestamp
-from mock_server.web.routing import LONE_SURROGATE, has_lone_surrogate, services
+from mock_server.web.routing import LONE_SURROGATE, has_lone_surrogate, reject_constant, services
 
 PATH = "/market-data"
 # Pings find clients that vanished without closing the TCP connection; the size cap bounds what one client
@@ -127,8 +128,8 @@ def text_frame(text: str) -> bytes:
     """One final, unmasked text frame (RFC 6455 section 5.2): FIN and opcode 1, then the payload length in 7, 16 or
     64 bits, as a server sends it.
 
-    Built here rather than by wsproto, whose general path costs ten times as much and was the stream's main cost
-    once each tick is rendered only once. Never compressed, even where a client negotiated permessage-deflate
+    Built here rather than by wsproto, whose general path was the stream's main cost once each tick was rendered
+    only once (docs/performance.md). Never compressed, even where a client negotiated permessage-deflate
     (browsers and Node's `ws` offer it; simple_websocket accepts it): RFC 7692 section 6 lets a sender leave any
     message uncompressed (RSV1 clear), and deflating small JSON costs more CPU than loopback bandwidth saves.
     Control frames (close, ping, pong) still go through wsproto."""
@@ -144,7 +145,7 @@ def text_frame(text: str) -> bytes:
 def _handle(raw: str | bytes, connection: Connection, hub: StreamHub, messages: SchemaValidator) -> None:
     """Parse (4001), validate against StreamClientMessage (4000), then one hub call. Errors keep the socket."""
     try:
-        message = json.loads(raw, parse_constant=_reject_constant)
+        message = json.loads(raw, parse_constant=reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         hub.report(connection, ErrorCode.MALFORMED_JSON, f"The message is not valid JSON: {exc}")
         return
@@ -168,16 +169,12 @@ def _handle(raw: str | bytes, connection: Connection, hub: StreamHub, messages: 
         hub.authenticate(connection, message["token"])
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _handshake_token() -> str | None:
     """`Authorization: Bearer <token>` (what servers send) or `?access_token=` (what browsers can send)."""
     header = request.headers.get("Authorization")
     if header is not None:
-        scheme, _, token = header.partition(" ")
-        return token.strip() if scheme.lower() == "bearer" else header  # a non-bearer header fails to verify
+        token = bearer_token(header)
+        return header if token is None else token  # a non-bearer header fails to verify
     return request.args.get("access_token")
 
 
@@ -212,9 +209,10 @@ class TickTexts:
     """Each tick's type and JSON after `seq`, rendered once for all its subscribers, who get it with their own `seq`.
 
     The hub queues the very same quote and trade objects to every subscriber of a symbol for a step, so a tick is
-    found by identity: hashing its six fields on every send cost more than the rest of the lookup (200 clients
-    times 20 ticks a step). An `id` cannot be reused while the object is held here; at `size` entries (several
-    steps of the whole universe) everything is dropped and rendered again on first use."""
+    found by identity: hashing its six fields on every send cost more than the rest of the lookup, for every
+    subscriber of every tick (docs/performance.md, "The stream's tick texts"). An `id` cannot be reused while the
+    object is held here; at `size` entries (several steps of the whole universe) everything is dropped and
+    rendered again on first use."""
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size

@@ -558,6 +558,11 @@ class TradingEngine:
         self._store.save_account(account.subject, account.created_at, account.state,
                                  tuple(account.state.orders) if replace else orders, replace=replace)
 
+    def listen(self, on_event: Callable[[TradingEvent], None]) -> None:
+        """Send every trading event to `on_event` from now on, in place of the constructor's: for the composition
+        root, whose listener needs a service built after the engine (the alert watcher reads its positions)."""
+        self._on_event = on_event
+
     def _emit(self, events: list[TradingEvent]) -> None:
         if self._on_event is None:
             return
