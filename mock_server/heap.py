@@ -1,14 +1,13 @@
 """The cyclic garbage collector, tuned for a server whose state only grows (orders, fills, webhook events).
 
-By default a full collection walks every object the process holds, each time the heap has grown by a quarter.
-Under a load test that is a pause of 135 ms once 40,000 orders exist, longer with every order, and the whole
-server waits for it (a collection holds the GIL). `collect_incrementally` freezes what survives each full
-collection (`gc.freeze`: the collector stops walking it; reference counting still frees it) and allows a full
-collection after every second-generation one. Each full pass then walks only what is new: measured in-process
-over 40,000 orders, the longest pause fell from 135 ms to 7 ms and the collector's total time by half.
+By default a full collection walks every object the process holds, each time the heap has grown by a quarter:
+under load, a pause that grows with every order, while requests wait for it. `collect_incrementally` freezes
+what survives each full collection (`gc.freeze`: the collector stops walking it; reference counting still frees
+it) and allows a full collection after every second-generation one, so each full pass walks only what is new
+(the pauses before and after: docs/performance.md, "The collector").
 
-The price is what dies inside a frozen reference cycle: nothing finds it. In normal traffic that is a few hundred
-objects per 50,000 requests. Replaced services (a reseed) are a whole cyclic graph, so the reseed hands
+The price is what dies inside a frozen reference cycle: nothing finds it; in normal traffic, a few objects per
+thousand requests. Replaced services (a reseed) are a whole cyclic graph, so the reseed hands
 everything frozen back to the collector (`thaw`).
 
 When the collector runs matters too. Left to itself it runs wherever an allocation crosses the threshold, in the
@@ -30,16 +29,16 @@ AUTOMATIC_THRESHOLDS = (THRESHOLDS[0] * 8, *THRESHOLDS[1:])
 
 def pause() -> None:
     """For the server process (the CLI), before it loads the emulator's modules: no collections until
-    `collect_incrementally`. Start-up builds ~50,000 objects that live as long as the process; CPython would run
-    ~110 collections over them (a twentieth of the cold start) and free a few hundred objects of import-time
-    cycles, which now stay, once."""
+    `collect_incrementally`. Start-up builds tens of thousands of objects that live as long as the process;
+    CPython would run a collection over them again and again while they load (a visible part of the cold start) to
+    free a few hundred objects of import-time cycles, which now stay, once."""
     gc.disable()
 
 
 def collect_incrementally() -> None:
     """For the server process (the CLI), once, after start-up: freeze what start-up built, then keep freezing.
-    No full pass before the freeze: it walked everything start-up built (another twentieth of the cold start)
-    and found nothing to free. The server is to call `collect_if_due` after each answer."""
+    No full pass before the freeze: it walked everything start-up built and found nothing to free. The server is
+    to call `collect_if_due` after each answer."""
     gc.freeze()
     gc.set_threshold(*AUTOMATIC_THRESHOLDS)
     gc.enable()

@@ -128,5 +128,5 @@ def rfc3339(moment: datetime) -> str:
     """The one text form of an instant the API uses: UTC, milliseconds, `Z` (`2026-11-25T15:04:05.250Z`).
 
     Kept for recent instants: an order shows the same one up to four times (created, updated, filled, its fill),
-    and every tick of a stream step shares one; formatting costs twenty times a lookup."""
+    and every tick of a stream step shares one; formatting costs far more than a lookup."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

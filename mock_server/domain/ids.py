@@ -54,8 +54,8 @@ class IdGenerator:
         return f"{prefix}_{value:0{nbytes * 2}x}"
 
 
-# Two Crockford digits for every 10 bits: 13 table lookups make the 26 digits of a 128-bit id, a third of the
-# cost of 26 divisions of a 128-bit integer (every order and event gets an id).
+# Two Crockford digits for every 10 bits: 13 table lookups make the 26 digits of a 128-bit id, in place of 26
+# divisions of a 128-bit integer (every order and event gets an id).
 _PAIRS = tuple(high + low for high in CROCKFORD for low in CROCKFORD)
 _SHIFTS = tuple(range(120, -1, -10))
 

@@ -151,10 +151,10 @@ def _escape(path: str) -> str:
 
 
 def parse(source: Path | Traversable) -> dict[str, Any]:
-    """The spec as data. Even libyaml takes ~60 ms over this spec, the largest part of the emulator's cold start, so
-    the parse is kept as JSON (1 ms to read) in `__pycache__` beside the spec, named by a hash of the text as Python
-    names its bytecode: an edited spec never meets a stale copy. Nothing is written where Python would not write
-    bytecode, nor when JSON cannot hold the parse exactly."""
+    """The spec as data. Even libyaml is slow over a spec this size (it was the largest part of the emulator's cold
+    start), so the parse is kept as JSON, read far faster, in `__pycache__` beside the spec, named by a hash of the
+    text as Python names its bytecode: an edited spec never meets a stale copy. Nothing is written where Python
+    would not write bytecode, nor when JSON cannot hold the parse exactly."""
     text = source.read_bytes()
     if not isinstance(source, Path):  # inside a zip, say: nowhere to keep a copy
         return _parse_yaml(text)
@@ -178,6 +178,6 @@ def parse(source: Path | Traversable) -> dict[str, Any]:
 
 
 def _parse_yaml(text: bytes) -> dict[str, Any]:
-    import yaml  # only when the kept copy is missing: importing PyYAML alone is ~20 ms of a cold start
+    import yaml  # only when the kept copy is missing: importing PyYAML is itself a part of a cold start worth saving
 
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))

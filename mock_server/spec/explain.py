@@ -1,7 +1,7 @@
 """Why an instance fails its schema, in words that name the field, from the Python jsonschema validator's errors.
 
 Only failures come here (`validation.SchemaValidator` asks jsonschema_rs first), so this module, and jsonschema with
-it, is imported on the first failure: about 45 ms that a cold start answering only valid requests never spends.
+it, is imported on the first failure: a cold start answering only valid requests never loads it.
 """
 
 from __future__ import annotations

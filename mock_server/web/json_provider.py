@@ -1,5 +1,5 @@
-"""Flask's JSON provider with orjson doing the encoding: every API answer is JSON, and `json.dumps` was a tenth
-of a `GET /v1/orders/{id}` (`make bench`). The output means the same as Flask's own: values orjson would render
+"""Flask's JSON provider with orjson doing the encoding: every API answer is JSON, and `json.dumps` was a visible
+part of every answer (docs/performance.md). The output means the same as Flask's own: values orjson would render
 differently (datetimes, dataclasses) go through Flask's `default`, and what orjson refuses (an integer past 64
 bits, say, in a journaled request body) falls back to the standard library rather than failing the request.
 Non-ASCII text leaves as UTF-8 rather than as `\\u` escapes: the same JSON to any parser.
