@@ -29,11 +29,11 @@ def test_latency_is_added_to_the_named_operation_only(http: CheckedSession, trad
     assert fault["latency_ms"] == 400 and fault["remaining"] is None and fault["id"].startswith("flt_")
     started = time.monotonic()
     assert trader.get("/v1/account").status_code == 200
-    slow = time.monotonic() - started
-    started = time.monotonic()
+    assert time.monotonic() - started >= 0.4  # a lower bound: a busy machine only adds to it
     assert trader.get("/v1/market/clock").status_code == 200
-    fast = time.monotonic() - started
-    assert 0.4 <= slow < 5 and fast < slow
+    # Applied to the named operation only: counted, not timed (a busy machine makes any request slow).
+    (listed,) = http.get("/_mock/faults").json()["data"]
+    assert listed["applied"] == 1
 
 
 def test_a_forced_2001_has_retry_after_and_rate_limit_headers_then_expires(http: CheckedSession,
@@ -100,11 +100,10 @@ def test_the_oauth_endpoints_take_faults_too(http: CheckedSession) -> None:
 def test_a_dropped_connection_is_a_quick_connection_error(http: CheckedSession, trader: CheckedSession,
                                                           base_url: str) -> None:
     add(http, operation="getAccount", drop_connection=True, count=1)
-    started = time.monotonic()
-    with pytest.raises(requests.ConnectionError):
+    with pytest.raises(requests.ConnectionError) as raised:  # a held answer would end in a ReadTimeout instead
         requests.get(f"{base_url}/v1/account", headers={"Authorization": trader.headers["Authorization"]},
                      timeout=10)
-    assert time.monotonic() - started < 3
+    assert not isinstance(raised.value, requests.Timeout)
     assert trader.get("/v1/account").status_code == 200  # the server is fine, and the fault is used up
 
 
@@ -136,10 +135,10 @@ def test_probability_is_drawn_from_the_seed_and_repeats(http: CheckedSession) ->
 def test_faults_never_touch_the_control_plane(http: CheckedSession) -> None:
     add(http, status=503)
     add(http, latency_ms=2000, path="^/_mock")
-    started = time.monotonic()
     assert http.get("/_mock/clock").status_code == 200
-    assert http.get("/_mock/faults").status_code == 200
-    assert time.monotonic() - started < 2
+    listed = http.get("/_mock/faults")
+    assert listed.status_code == 200
+    assert [fault["applied"] for fault in listed.json()["data"]] == [0, 0]  # neither the 503 nor the latency
 
 
 def test_a_global_fault_skips_operations_that_do_not_document_its_status(http: CheckedSession,

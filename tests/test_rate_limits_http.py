@@ -99,7 +99,6 @@ def test_a_client_that_backs_off_exponentially_recovers(trader: CheckedSession) 
     burst(trader)  # start from an empty bucket
     delays: list[float] = []
     created: list[str] = []
-    started = time.monotonic()
     for _ in range(3 * CAPACITY):
         delay = 0.005
         for _attempt in range(10):
@@ -112,7 +111,6 @@ def test_a_client_that_backs_off_exponentially_recovers(trader: CheckedSession) 
             delay = min(delay * 2, 0.2)
         assert response.status_code == 201, response.text
         created.append(response.json()["id"])
-    assert time.monotonic() - started < 5
     assert delays, "the client never had to back off"
     assert len(set(created)) == 3 * CAPACITY
     listed = trader.get("/v1/orders", params={"limit": 100})
