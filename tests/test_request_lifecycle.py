@@ -53,3 +53,16 @@ def test_the_next_request_finds_what_the_last_one_left(trader: CheckedSession, h
         assert events[0]["payload"]["data"]["order"]["id"] == placed.json()["id"]
         entries = http.get("/_mock/journal", params={"path": "^/v1/orders$", "limit": 1}).json()["data"]
         assert entries[0]["request_id"] == placed.headers["X-Request-Id"]
+
+
+def test_a_record_that_fails_is_logged_and_the_answer_stands(app: Flask, http: CheckedSession,
+                                                             caplog: pytest.LogCaptureFixture,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(**_entry: Any) -> None:
+        raise RuntimeError("journal broken")
+
+    monkeypatch.setattr(app.extensions["tradefence"].journal, "record", broken)
+    with caplog.at_level(logging.ERROR, logger="tradefence.requests"):
+        response = http.get("/_mock/clock")
+    assert response.status_code == 200
+    assert f"recording request {response.headers['X-Request-Id']} failed" in caplog.text

@@ -71,7 +71,10 @@ def install_lifecycle(app: Flask, api: Api, checker: ResponseChecker | None) -> 
             response.headers["X-RateLimit-Limit"] = str(rate.limit)
             response.headers["X-RateLimit-Remaining"] = str(rate.remaining)
             response.headers["X-RateLimit-Reset"] = str(rate.reset_seconds)
-        _record(api, state, None if state.dropped else response.status_code)
+        try:
+            _record(api, state, None if state.dropped else response.status_code)
+        except Exception:  # the answer is made and stands: a record that failed is a bug to log, not a 500
+            log.exception("recording request %s failed", state.request_id)
         return response
 
 
