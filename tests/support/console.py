@@ -25,7 +25,7 @@ def console_script(*args: str, env: Mapping[str, str] | None = None,
         argv = ["sh", "-c", f"trap '' INT; exec {shlex.join(argv)}"]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        assert process.stdout is not None
+        assert process.stdout is not None and process.stderr is not None
         line = process.stdout.readline()
         match = re.match(r"Tradefence Sandbox on (https?://127\.0\.0\.1:\d+) ", line)
         assert match, line + (process.stderr.read() if process.poll() is not None else "")

@@ -43,6 +43,7 @@ class Receiver:
         self._counts: dict[tuple[str, str], int] = {}
         self.plan: Plan = lambda _: 204
         host, port = server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's address
         scheme = "https" if isinstance(server.socket, ssl.SSLSocket) else "http"
         self.url = f"{scheme}://{host}:{port}"
 
