@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -38,13 +39,14 @@ DASHBOARD = frozenset({"/_mock/", "/_mock"})  # the page, and the redirect to it
 DASHBOARD_POLL = ("X-Tradefence-Dashboard", "poll")
 # The dashboard's own market-data socket: a browser cannot put a header on a websocket, so it says so in the query.
 DASHBOARD_STREAM = ("/market-data", "watch=dashboard")
+_DASHBOARD_POLL_KEY = "HTTP_X_TRADEFENCE_DASHBOARD"  # the header's name in the WSGI environ (PEP 3333)
 
 
 def install_lifecycle(app: Flask, api: Api, checker: ResponseChecker | None) -> None:
     @app.before_request
     def begin() -> None:
         found = api.services()
-        incoming = request.headers.get("X-Request-Id", "")
+        incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
         start_request(RequestState(
             request_id=incoming if CLIENT_REQUEST_ID.match(incoming) else found.request_ids.token("req", 16),
             arrived=found.clock.now(), started=time.perf_counter()))
@@ -80,34 +82,33 @@ def install_lifecycle(app: Flask, api: Api, checker: ResponseChecker | None) -> 
 
 def _record(api: Api, state: RequestState, status: int | None) -> None:
     elapsed_ms = (time.perf_counter() - state.started) * 1000
-    path = request.path
+    method, path, environ = request.method, request.path, request.environ
     # The path only: query strings can carry secrets (the stream's access_token).
-    log.info("%s %s %s %.1fms %s", request.method, path, "dropped" if status is None else status, elapsed_ms,
+    log.info("%s %s %s %.1fms %s", method, path, "dropped" if status is None else status, elapsed_ms,
              state.request_id)
-    if path in UNJOURNALED or _watching():
+    if path in UNJOURNALED or _watching(method, path, environ):
         return
     journal = api.services().journal
     if journal.capacity == 0:
         return
-    try:
-        body = request.get_data(cache=True)
-    except (HTTPException, OSError):  # over the size limit, or the connection is gone: the body is unknown
-        body = b""
+    body = b""
+    if request.content_length or environ.get("wsgi.input_terminated"):
+        try:
+            body = request.get_data(cache=True)
+        except (HTTPException, OSError):  # over the size limit, or the connection is gone: the body is unknown
+            body = b""
     rule = request.url_rule
     journal.record(
-        request_id=state.request_id, timestamp=state.arrived, method=request.method, path=path,
-        query=request.args.items(multi=True), headers=list(request.headers), body=body,
-        content_type=request.environ.get("CONTENT_TYPE", ""), status=status,
+        request_id=state.request_id, timestamp=state.arrived, method=method, path=path,
+        query=request.args.items(multi=True) if environ.get("QUERY_STRING") else (),
+        headers=request.headers.items(), body=body, content_type=environ.get("CONTENT_TYPE", ""), status=status,
         operation=api.operation_id_for(rule.endpoint if rule is not None else None), duration_ms=elapsed_ms,
     )
 
 
-def _watching() -> bool:
+def _watching(method: str, path: str, environ: dict[str, Any]) -> bool:
     """The dashboard page, its market-data socket, or one of its polls: a GET of the control plane carrying the
     dashboard's header."""
-    if request.path in DASHBOARD:
+    if path in DASHBOARD or (path, environ.get("QUERY_STRING")) == DASHBOARD_STREAM:
         return True
-    if (request.path, request.environ.get("QUERY_STRING")) == DASHBOARD_STREAM:
-        return True
-    return (request.method == "GET" and request.path.startswith("/_mock/")
-            and request.headers.get(DASHBOARD_POLL[0]) == DASHBOARD_POLL[1])
+    return method == "GET" and path.startswith("/_mock/") and environ.get(_DASHBOARD_POLL_KEY) == DASHBOARD_POLL[1]
