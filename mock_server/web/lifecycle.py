@@ -23,6 +23,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Rule
 
 from mock_server.domain.errors import ApiError, ErrorCode
 from mock_server.spec.responses import ResponseChecker
@@ -63,24 +64,26 @@ def install_lifecycle(app: Flask, api: Api, checker: ResponseChecker | None) -> 
                 log.error("response breaks the spec: %s", "; ".join(problems))
                 response = error_response(ApiError(ErrorCode.INTERNAL_ERROR, "Response broke the spec: "
                                                    + "; ".join(problems)))
-        response.headers["X-Request-Id"] = state.request_id
+        # Nothing before this sets these headers, so `add` (no search for an earlier value) is enough.
+        headers = response.headers
+        headers.add("X-Request-Id", state.request_id)
         rate = state.rate
         if rate is None and state.client_id is not None:
             # Refused after authentication but before the rate limit (403, 400, ...): report the client's bucket,
             # spending nothing, since every /v1 response carries X-RateLimit-*.
             rate = api.services().rate_limiter.take(state.client_id, 0)
         if rate is not None:
-            response.headers["X-RateLimit-Limit"] = str(rate.limit)
-            response.headers["X-RateLimit-Remaining"] = str(rate.remaining)
-            response.headers["X-RateLimit-Reset"] = str(rate.reset_seconds)
+            headers.add("X-RateLimit-Limit", str(rate.limit))
+            headers.add("X-RateLimit-Remaining", str(rate.remaining))
+            headers.add("X-RateLimit-Reset", str(rate.reset_seconds))
         try:
-            _record(api, state, None if state.dropped else response.status_code)
+            _record(api, state, rule, None if state.dropped else response.status_code)
         except Exception:  # the answer is made and stands: a record that failed is a bug to log, not a 500
             log.exception("recording request %s failed", state.request_id)
         return response
 
 
-def _record(api: Api, state: RequestState, status: int | None) -> None:
+def _record(api: Api, state: RequestState, rule: Rule | None, status: int | None) -> None:
     elapsed_ms = (time.perf_counter() - state.started) * 1000
     method, path, environ = request.method, request.path, request.environ
     # The path only: query strings can carry secrets (the stream's access_token).
@@ -97,7 +100,6 @@ def _record(api: Api, state: RequestState, status: int | None) -> None:
             body = request.get_data(cache=True)
         except (HTTPException, OSError):  # over the size limit, or the connection is gone: the body is unknown
             body = b""
-    rule = request.url_rule
     journal.record(
         request_id=state.request_id, timestamp=state.arrived, method=method, path=path,
         query=request.args.items(multi=True) if environ.get("QUERY_STRING") else (),
