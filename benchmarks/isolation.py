@@ -51,8 +51,8 @@ def _heavy(scenario: str, token: str) -> Request:
         return Request("POST", "/v1/batch", json.dumps(body).encode(), headers)
     if scenario == "journal":
         return Request("GET", f"/_mock/journal?limit={JOURNAL_ENTRIES}", headers={"Accept": "application/json"})
-    body = {"portfolio": list(SYMBOLS), "risk_tolerance": "MODERATE", "time_horizon": "30_DAYS"}
-    return Request("POST", "/v1/ai/recommendations", json.dumps(body).encode(), headers)
+    recommend = {"portfolio": list(SYMBOLS), "risk_tolerance": "MODERATE", "time_horizon": "30_DAYS"}
+    return Request("POST", "/v1/ai/recommendations", json.dumps(recommend).encode(), headers)
 
 
 def _prepare(server: Server) -> tuple[str, str]:

@@ -73,13 +73,13 @@ class ContractRun:
         self.impatient = TargetAdapter(self.politeness, observe=self.observe, describe=self.describe, patient=False)
 
     def describe(self, request: requests.PreparedRequest) -> str:
-        path = urlsplit(request.url).path
+        path = urlsplit(str(request.url)).path
         operation = self.matcher.match(request.method or "GET", path)
         return operation.operation_id if operation else f"{request.method} {path}"
 
     def observe(self, response: requests.Response) -> None:
         """Every final answer the run gets: tokens from the auth server are secrets from now on."""
-        if response.status_code == 200 and urlsplit(response.request.url).path.endswith("/token"):
+        if response.status_code == 200 and urlsplit(str(response.request.url)).path.endswith("/token"):
             try:
                 body = response.json()
             except ValueError:

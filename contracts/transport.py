@@ -108,7 +108,7 @@ class Politeness:
 
 
 def describe(request: requests.PreparedRequest) -> str:
-    return f"{request.method} {urlsplit(request.url).path}"
+    return f"{request.method} {urlsplit(str(request.url)).path}"
 
 
 def resendable(request: requests.PreparedRequest, status: int) -> bool:

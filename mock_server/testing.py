@@ -34,7 +34,7 @@ from mock_server.config import Config, WebhookConfig
 from mock_server.domain.webhooks.signing import derived_secret
 from mock_server.serving import serve
 from mock_server.serving.tls import LocalCA, server_context
-from mock_server.web.request_log import DASHBOARD_POLL
+from mock_server.web.lifecycle import DASHBOARD_POLL
 
 __all__ = ["ClockControl", "ControlPlaneError", "Delivery", "Sandbox", "WebhookReceiver", "sandbox"]
 

@@ -82,7 +82,8 @@ def blueprint(api: Api) -> Blueprint:
         account_id = call.body.get("account_id") or f"acc_{call.services.config.default_subject}"
         overrides = call.body.get("data") or {}
         key = SUBJECTS[kind]
-        given = overrides.get(key) if isinstance(overrides.get(key), Mapping) else {}
+        found = overrides.get(key)
+        given: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         try:
             sample = webhooks.sample_data(kind, CHOICES[kind](given))
         except ApiError as exc:

@@ -125,7 +125,7 @@ class Samples:
         created_at = c.created_at or min(fill.timestamp for fill in fills)
         if created_at > min(fill.timestamp for fill in fills):
             raise _refused("created_at", "the order was created after it filled")
-        total = sum(fill.price * fill.quantity for fill in fills)
+        total = sum((fill.price * fill.quantity for fill in fills), Decimal(0))
         return OrderView(
             id=c.order_id or self._ids.new("ord"), client_order_id=c.client_order_id, symbol=symbol, type=kind,
             side=side, quantity=quantity, limit_price=limit, stop_price=stop,
