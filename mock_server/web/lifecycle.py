@@ -95,7 +95,7 @@ def _record(api: Api, state: RequestState, rule: Rule | None, status: int | None
     if journal.capacity == 0:
         return
     body = b""
-    if request.content_length or environ.get("wsgi.input_terminated"):
+    if environ.get("CONTENT_LENGTH", "0") not in ("", "0") or environ.get("wsgi.input_terminated"):
         try:
             body = request.get_data(cache=True)
         except (HTTPException, OSError):  # over the size limit, or the connection is gone: the body is unknown
