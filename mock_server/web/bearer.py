@@ -1,5 +1,6 @@
 """Bearer tokens on HTTP (RFC 6750): reading one from `Authorization`, and the `WWW-Authenticate` challenge of a
-refusal. One reading for the API's pipeline, the faults that look up the caller and the stream's handshake."""
+refusal. One reading for the API's pipeline, the control plane's token (beyond loopback), the faults that look
+up the caller and the stream's handshake."""
 
 from __future__ import annotations
 
