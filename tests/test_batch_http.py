@@ -95,7 +95,9 @@ def test_sell_beyond_holdings_in_update_position_names_target_quantity(trader: C
     assert body["results"][0]["error"]["field"] == "operations.0.data.target_quantity"
 
 
-def test_an_atomic_batch_that_fails_changes_nothing(trader: CheckedSession) -> None:
+def test_an_atomic_batch_that_fails_changes_nothing(http: CheckedSession, trader: CheckedSession) -> None:
+    # Frozen: positions are valued at the current step's price, which a busy machine may see move mid-test.
+    http.post("/_mock/clock", json={"action": "freeze"})
     trader.post("/v1/orders", json={"symbol": "KO", "type": "MARKET", "side": "BUY", "quantity": 10})
     resting = trader.post("/v1/orders", json={"symbol": "MSFT", "type": "LIMIT", "side": "BUY", "quantity": 3,
                                               "price": 2.00}).json()
