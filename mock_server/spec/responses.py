@@ -36,6 +36,8 @@ class ResponseChecker:
             header = self._document.resolve(header)
             value = _header(headers, name)
             if value is None:
+                if header.get("required"):
+                    found.append(f"{operation.operation_id} {status}: required header {name} is missing")
                 continue
             schema = header.get("schema", {})
             parsed: Any = int(value) if schema.get("type") == "integer" and value.isdigit() else value

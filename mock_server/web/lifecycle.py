@@ -56,26 +56,27 @@ def install_lifecycle(app: Flask, api: Api, checker: ResponseChecker | None) -> 
     def finish(response: Response) -> Response:
         state = current_state()
         rule = request.url_rule
-        if (checker is not None and rule is not None and not rule.websocket and not response.is_streamed
-                and not state.dropped):
-            problems = checker.problems(api.operation_for(rule.endpoint), response.status_code, response.headers,
-                                        response.get_data())
-            if problems:
-                log.error("response breaks the spec: %s", "; ".join(problems))
-                response = error_response(ApiError(ErrorCode.INTERNAL_ERROR, "Response broke the spec: "
-                                                   + "; ".join(problems)))
-        # Nothing before this sets these headers, so `add` (no search for an earlier value) is enough.
-        headers = response.headers
-        headers.add("X-Request-Id", state.request_id)
+        added = [("X-Request-Id", state.request_id)]
         rate = state.rate
         if rate is None and state.client_id is not None:
             # Refused after authentication but before the rate limit (403, 400, ...): report the client's bucket,
             # spending nothing, since every /v1 response carries X-RateLimit-*.
             rate = api.services().rate_limiter.take(state.client_id, 0)
         if rate is not None:
-            headers.add("X-RateLimit-Limit", str(rate.limit))
-            headers.add("X-RateLimit-Remaining", str(rate.remaining))
-            headers.add("X-RateLimit-Reset", str(rate.reset_seconds))
+            added += [("X-RateLimit-Limit", str(rate.limit)), ("X-RateLimit-Remaining", str(rate.remaining)),
+                      ("X-RateLimit-Reset", str(rate.reset_seconds))]
+        if (checker is not None and rule is not None and not rule.websocket and not response.is_streamed
+                and not state.dropped):
+            # Checked as it will leave: with the headers added below (the spec requires the rate-limit ones).
+            problems = checker.problems(api.operation_for(rule.endpoint), response.status_code,
+                                        {**response.headers, **dict(added)}, response.get_data())
+            if problems:
+                log.error("response breaks the spec: %s", "; ".join(problems))
+                response = error_response(ApiError(ErrorCode.INTERNAL_ERROR, "Response broke the spec: "
+                                                   + "; ".join(problems)))
+        # Nothing before this sets these headers, so `add` (no search for an earlier value) is enough.
+        for name, value in added:
+            response.headers.add(name, value)
         try:
             _record(api, state, rule, None if state.dropped else response.status_code)
         except Exception:  # the answer is made and stands: a record that failed is a bug to log, not a 500
