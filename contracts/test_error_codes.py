@@ -6,14 +6,18 @@
 from __future__ import annotations
 
 import re
+import uuid
+from decimal import Decimal
 
 import pytest
 import requests
 
+from contracts import pricing
 from contracts.checking import CheckedSession, violation
 from contracts.control import ControlPlane
 from contracts.credentials import code_flow
 from contracts.plugin import API_TAGS, SUITE_SUBJECT
+from contracts.strategies import SYMBOLS
 from contracts.targets import Target
 from mock_server.spec.document import Operation, SpecDocument
 
@@ -153,3 +157,60 @@ def test_1005_missing_scope(tradefence_anonymous_api: CheckedSession, tradefence
     expect_error(response, "createOrder", 403, 1005)
     if 'error="insufficient_scope"' not in response.headers.get("WWW-Authenticate", ""):
         raise violation("createOrder", "1005 WWW-Authenticate", response, 'no error="insufficient_scope"')
+
+
+def far_from_the_market(api: CheckedSession, symbol: str, side: str, quantity: int) -> dict:
+    """A LIMIT order priced from the symbol's quote so far from the market that it cannot fill during a run."""
+    quote = api.get(f"/market/quotes/{symbol}")
+    if quote.status_code != 200:
+        raise violation("getQuote", "a listed symbol has a quote", quote, "expected 200")
+    plan = pricing.Plan(symbol, side, "LIMIT", "DAY", quantity, False, Decimal("0.5"), False)
+    return pricing.body(plan, quote.json(), quantity, f"ct-{uuid.uuid4().hex[:10]}-code")
+
+
+def refused_never_filled(api: CheckedSession, order: dict, operation: str, code: int) -> None:
+    """Place `order`, which the rules refuse with `code`; should the target accept it, cancel it at once (it rests
+    far from the market, so nothing fills) and report the drift."""
+    response = api.post("/orders", json=order)
+    if response.status_code == 201:
+        api.delete(f"/orders/{response.json()['id']}")
+    expect_error(response, operation, 422, code)
+
+
+def test_1002_beyond_buying_power(tradefence_api: CheckedSession) -> None:
+    """Open market: a LIMIT buy priced from the quote, resting far below the market, for one share more than
+    buying power pays for, gets 1002. Closed market: every order gets 1003 first (test_1003_closed_market)."""
+    if not tradefence_api.get("/market/clock").json()["is_open"]:
+        pytest.skip("the market is closed: every order gets 1003 before its cost is weighed")
+    power = Decimal(str(tradefence_api.get("/account").json()["buying_power"]))
+    order = far_from_the_market(tradefence_api, "SPY", "BUY", 1)
+    quantity = int(power / Decimal(str(order["price"]))) + 1
+    if quantity > 1_000_000:
+        pytest.skip(f"buying power {power} is beyond what one order of at most 1,000,000 shares can exceed")
+    refused_never_filled(tradefence_api, {**order, "quantity": quantity}, "createOrder", 1002)
+
+
+def test_1006_sell_beyond_shares(tradefence_api: CheckedSession) -> None:
+    """Open market: a LIMIT sell, resting far above the market, of a symbol the account holds none of gets 1006
+    (short selling is not supported). Closed market: 1003 first, as above."""
+    if not tradefence_api.get("/market/clock").json()["is_open"]:
+        pytest.skip("the market is closed: every order gets 1003 before the position is weighed")
+    held = {p["symbol"] for p in tradefence_api.get("/positions").json()["data"]}
+    symbol = next((s for s in SYMBOLS if s not in held), None)
+    if symbol is None:
+        pytest.skip(f"the account holds every one of {SYMBOLS}")
+    refused_never_filled(tradefence_api, far_from_the_market(tradefence_api, symbol, "SELL", 1), "createOrder", 1006)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"symbol": "KO", "type": "LIMIT", "quantity": 1, "price": 1.0}, "side"),
+    ({"symbol": "KO", "side": "BUY", "quantity": 1}, "type"),
+    ({"symbol": "KO", "type": "LIMIT", "side": "BUY", "quantity": 0, "price": 1.0}, "quantity"),
+    ({"symbol": "KO", "type": "STOP", "side": "BUY", "quantity": 1}, "stop_price"),
+])
+def test_4000_an_invalid_order_names_its_field(tradefence_api: CheckedSession, body: dict, field: str) -> None:
+    """Bodies the schema refuses (nothing in them could ever be placed): 400, code 4000, the field named."""
+    error = expect_error(tradefence_api.post("/orders", json=body), "createOrder", 400, 4000)
+    if field not in str(error.get("field", "")) + error.get("message", ""):
+        raise violation("createOrder", "error 4000 names the field", tradefence_api.post("/orders", json=body),
+                        f"expected {field} named")
