@@ -61,6 +61,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--contract-webhook-url", metavar="URL",
                     help="a public URL that forwards to the webhook receiver the suite starts, for webhook "
                          "checks on a real target")
+    group.addoption("--contract-webhook-port", type=int, default=8977, metavar="PORT",
+                    help="the loopback port of that receiver, where --contract-webhook-url forwards (default 8977)")
 
 
 @pytest.hookimpl(wrapper=True)
