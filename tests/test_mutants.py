@@ -1,64 +1,200 @@
-"""The contract suite must pass on the emulator and fail on every deliberately wrong one (tests/mutants.py).
+"""The contract suite must fail on every deliberately wrong emulator (tests/support/mutants.py), and for the reason
+the mutant names: its killer test, failing on its check. A kill by any other failure is luck, not proof.
 
-Each mutant is a real emulator process with one contract broken; against it runs the real
-`pytest contracts --target=URL` in another process, stopping at the first broken contract. The kill rate is
-printed.
+Each mutant runs twice: with the control plane (the emulator as `make mock-up` serves it), and behind the sandbox
+face (no `/_mock`, the default rate limit, credentials from a refresh token), where only the public API can see
+it. A run is one process that serves the mutant and runs only its killer against it (`python -m
+tests.support.mutants NAME --check TEST`, forked from a worker that imported everything once): a whole-suite run
+per mutant would cost ten times as much. The clean
+runs run every killer against the plain emulator, once per face configuration the killers need: a killer that
+fails there proves nothing about its mutant. Kill rates are printed and reported in the README.
 """
 
 from __future__ import annotations
 
+import json
+import queue
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ElementTree
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.mutants import MUTANTS
+from tests.support.mutants import MUTANTS, FaceSetup, Kill
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = "8"
-# The same examples every run: with 8 random ones a mutant that only a lucky input exposes could survive one run
-# in many, and a kill rate must not depend on luck (users' CI runs keep hypothesis's random search).
+# The same examples every run, as many as a default run draws: a mutant that only a lucky input exposes could
+# survive one run in many, and a kill rate must not depend on luck (users' CI runs keep hypothesis's random search).
 HYPOTHESIS_SEED = 20261125
+WORKERS = 4  # runs wait on rate limits, heartbeats and token lifetimes as much as they compute
+CONTROL = FaceSetup()
 
 
-def run_contracts_against(mutant: str) -> subprocess.CompletedProcess[str]:
-    server = subprocess.Popen([sys.executable, "-m", "tests.mutants", mutant], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), f"mutant {mutant} did not start"
-        return subprocess.run(
-            [sys.executable, "-m", "pytest", "contracts", f"--target={url}", f"--contract-examples={EXAMPLES}",
-             f"--hypothesis-seed={HYPOTHESIS_SEED}", "-x", "-q", "-p", "no:cacheprovider", "--no-header",
-             "-o", "addopts="],
-            cwd=ROOT, capture_output=True, text=True, timeout=300,
-        )
-    finally:
-        server.terminate()
+@dataclass(frozen=True)
+class Run:
+    """One process: a mutant (or `none`) served with the control plane or behind the face, and contract tests
+    against it. `kill` is the failure the run must end in; None: every test must pass."""
+
+    mutant: str
+    face: bool
+    setup: FaceSetup
+    tests: tuple[str, ...]
+    kill: Kill | None
+
+    def arguments(self, junit: Path) -> list[str]:
+        """For `python -m tests.support.mutants`."""
+        command = [self.mutant, "--junitxml", str(junit), "--hypothesis-seed", str(HYPOTHESIS_SEED),
+                   "--check", *self.tests]
+        if self.face:
+            command += ["--face", "--market", self.setup.market]
+            if self.setup.access_token_ttl is not None:
+                command += ["--access-token-ttl", str(self.setup.access_token_ttl)]
+            if self.setup.webhooks:
+                command.append("--webhooks")
+            if self.setup.destructive:
+                command.append("--destructive")
+        return command
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run: Run
+    results: dict[str, tuple[str, str]]  # node id -> (passed | failed | error | skipped, what the failure says)
+    seconds: float
+    output: str
+
+    @property
+    def verdict(self) -> str:
+        if self.run.kill is None:
+            broken = [test for test, (outcome, _) in self.results.items() if outcome != "passed"]
+            ran = {test.split("[")[0] for test in self.results} | set(self.results)
+            missing = [test for test in self.run.tests if test not in ran]
+            return "clean" if not broken and not missing else f"not clean: {broken or missing}"
+        outcome, text = self.results.get(self.run.kill.test, ("not run", ""))
+        if outcome in ("failed", "error") and self.run.kill.check in text:
+            return "killed"
+        if outcome in ("failed", "error"):
+            return "killed by another check"
+        return "survived" if outcome in ("passed", "skipped") else outcome
+
+    def why(self) -> str:
+        failed = [f"{test}: {outcome}\n{text[-1500:]}" for test, (outcome, text) in self.results.items()
+                  if outcome != "passed"]
+        return "\n".join(failed) or self.output[-2000:]
+
+
+def node_id(case: ElementTree.Element) -> str:
+    module = case.get("classname", "").replace(".", "/")
+    return f"{module}.py::{case.get('name')}"
+
+
+class Worker:
+    """A `python -m tests.support.mutants --worker` process: it imports what runs need once and forks a child per
+    run, so a run costs what its tests cost rather than a Python start with pytest, schemathesis and Flask."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen([sys.executable, "-m", "tests.support.mutants", "--worker"], cwd=ROOT,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def execute(self, run: Run) -> Outcome:
+        assert self._process.stdin is not None and self._process.stdout is not None
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="mutant-") as folder:
+            junit, log = Path(folder) / "junit.xml", Path(folder) / "run.log"
+            self._process.stdin.write(json.dumps([run.arguments(junit), str(log)]) + "\n")
+            self._process.stdin.flush()
+            self._process.stdout.readline()  # the run's exit status: what it says is in the junit report
+            results = read_junit(junit) if junit.exists() else {}
+            output = log.read_text(errors="replace") if log.exists() else ""
+        return Outcome(run, results, time.monotonic() - started, output)
+
+    def close(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        self._process.wait(timeout=30)
+
+
+def read_junit(junit: Path) -> dict[str, tuple[str, str]]:
+    results: dict[str, tuple[str, str]] = {}
+    for case in ElementTree.parse(junit).getroot().iter("testcase"):
+        outcome, text = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome = "failed" if child.tag == "failure" else child.tag
+                text = f"{child.get('message', '')}\n{child.text or ''}"
+        results[node_id(case)] = (outcome, text)
+    return results
+
+
+def execute(runs: list[Run]) -> list[Outcome]:
+    """Every run, on `WORKERS` workers; the outcomes in the order of `runs`."""
+    pending: queue.Queue[tuple[int, Run]] = queue.Queue()
+    for item in enumerate(runs):
+        pending.put(item)
+    outcomes: dict[int, Outcome] = {}
+
+    def drain() -> None:
+        worker = Worker()
         try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            while True:
+                try:
+                    index, run = pending.get_nowait()
+                except queue.Empty:
+                    return
+                outcomes[index] = worker.execute(run)
+        finally:
+            worker.close()
+
+    threads = [threading.Thread(target=drain, name=f"mutation-worker-{n}") for n in range(WORKERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [outcomes[index] for index in range(len(runs))]
 
 
-def test_the_contract_suite_passes_on_the_emulator() -> None:
-    result = run_contracts_against("none")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+def campaign() -> list[Run]:
+    """Every mutant with the control plane and (unless hidden) behind the face; then the clean runs: every killer
+    against the plain emulator under each configuration it is run in."""
+    runs = [Run(m.name, False, CONTROL, (m.kill.test,), m.kill) for m in MUTANTS]
+    runs += [Run(m.name, True, m.setup, (m.face_kill.test,), m.face_kill) for m in MUTANTS if m.face_kill]
+    killers: dict[tuple[bool, FaceSetup], set[str]] = defaultdict(set)
+    for run in runs:
+        killers[(run.face, run.setup)].update(run.tests)
+    clean = [Run("none", face, setup, tuple(sorted(tests)), None) for (face, setup), tests in killers.items()]
+    return clean + runs
 
 
-def test_the_contract_suite_kills_every_mutant(capsys: pytest.CaptureFixture[str]) -> None:
-    assert len(MUTANTS) >= 20
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        results = list(zip(MUTANTS, pool.map(run_contracts_against, [m.name for m in MUTANTS]), strict=True))
-    survivors = [(m, r) for m, r in results if r.returncode != 1]
+def report(outcomes: list[Outcome], seconds: float) -> str:
+    lines = []
+    for face, title in ((False, "with the control plane"), (True, "behind the sandbox face")):
+        killed = sum(o.verdict == "killed" for o in outcomes if o.run.face == face and o.run.kill)
+        lines.append(f"mutation kill rate {title}: {killed}/{len(MUTANTS)}")
+    hidden = [m for m in MUTANTS if m.hidden]
+    lines += [f"  not seen by a public-API-only run: {m.name} ({m.hidden})" for m in hidden]
+    for outcome in outcomes:
+        where = "face   " if outcome.run.face else "control"
+        lines.append(f"  {outcome.verdict:24} {where} {outcome.run.mutant:28} {outcome.seconds:5.1f} s  "
+                     f"{outcome.run.kill.check if outcome.run.kill else ', '.join(outcome.run.tests)[:60]}")
+    lines.append(f"self-test: {len(outcomes)} runs in {seconds:.0f} s")
+    return "\n".join(lines)
+
+
+def test_every_mutant_dies_by_its_named_check(capsys: pytest.CaptureFixture[str]) -> None:
+    assert len(MUTANTS) >= 40
+    assert all(m.kill.test.startswith("contracts/") for m in MUTANTS)
+    started = time.monotonic()
+    outcomes = execute(campaign())
     with capsys.disabled():
-        print(f"\nmutation kill rate: {len(results) - len(survivors)}/{len(results)}")
-        for mutant, result in results:
-            failed = next((line for line in result.stdout.splitlines() if line.startswith("FAILED")), "")
-            print(f"  {'killed ' if result.returncode == 1 else 'SURVIVED'} {mutant.name:32} {failed[:100]}")
-    assert not survivors, "\n\n".join(f"{m.name} ({m.breaks}) survived, exit {r.returncode}:\n{r.stdout[-1500:]}"
-                                      for m, r in survivors)
+        print("\n" + report(outcomes, time.monotonic() - started))
+    wrong = [o for o in outcomes if o.verdict not in ("killed", "clean")]
+    assert not wrong, "\n\n".join(
+        f"{o.run.mutant} ({'face' if o.run.face else 'control'}): {o.verdict}, expected "
+        f"{o.run.kill.check if o.run.kill else 'every killer to pass'} from {o.run.kill.test if o.run.kill else ''}"
+        f"\n{o.why()}" for o in wrong)
