@@ -82,9 +82,10 @@ def test_subscribe_acknowledges_then_ticks_in_sequence(stream: websocket.WebSock
     quotes = [m for m in messages if m["type"] == "quote"]
     if not quotes:
         raise StreamViolation("[market-data] subscribe: no quote within 4 s")
+    for tick in ticks_of(messages):
+        if tick["symbol"] not in ("AAPL", "MSFT"):
+            raise StreamViolation(f"[market-data] {tick['type']} for a symbol never subscribed: {tick}")
     for quote in quotes:
-        if quote["symbol"] not in ("AAPL", "MSFT"):
-            raise StreamViolation(f"[market-data] quote for a symbol never subscribed: {quote}")
         if quote["bid"] > quote["ask"]:
             raise StreamViolation(f"[market-data] crossed quote (bid > ask): {quote}")
     sequence = [m["seq"] for m in messages]
