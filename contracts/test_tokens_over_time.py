@@ -5,6 +5,7 @@ Waiting out a real sandbox's hour is not cheap, so:
 
 - the session's token is used once it is `WITHIN_LIFE` seconds old (halfway, for a shorter life): a token that dies
   early is refused there, well before its `exp`;
+- what the token endpoint says of a token's life (`expires_in`) must be what the token says (`exp - iat`);
 - a token is watched to its end where that is cheap: one the emulator's control plane mints (its clock then moves
   past the token's `exp`), or a grant of the run's own when the target issues tokens that live at most
   `SHORT_LIFE` seconds; otherwise that check skips and says why.
@@ -69,6 +70,28 @@ def test_the_token_works_until_expires_in(tradefence_anonymous_api: CheckedSessi
     if again.status_code != 200:
         raise violation("getAccount", "works until expires_in", again,
                         f"refused {time.time() - found['iat']:.0f} s into a life of {life:.0f} s (exp - iat)")
+
+
+def test_exp_agrees_with_expires_in(tradefence_run: ContractRun, tradefence_http: requests.Session,
+                                    tradefence_credentials: Credentials,
+                                    tradefence_auth_server: CheckedSession) -> None:
+    """What the token endpoint says of a token's life (`expires_in`) is what the token says (`exp - iat`), give or
+    take the second both are rounded to: clients schedule their refresh by the one, the API judges by the other.
+    Read from refreshing a grant of the run's own, so the user's refresh token is never spent."""
+    grant = own_grant(tradefence_run.target, tradefence_http, tradefence_credentials)
+    response = tradefence_auth_server.post("/token", data={
+        "grant_type": "refresh_token", "refresh_token": grant.refresh_token, "client_id": grant.client_id,
+        "client_secret": grant.client_secret})
+    if response.status_code != 200:
+        raise violation("token", "refresh", response, "expected 200 for a fresh grant's refresh token")
+    body = response.json()
+    found = claims(body["access_token"])
+    if found is None:
+        pytest.skip("the access token is not a JWT with iat and exp")
+    life = found["exp"] - found["iat"]
+    if abs(life - body["expires_in"]) > 1:
+        raise violation("token", "exp agrees with expires_in", response,
+                        f"expires_in {body['expires_in']} s, but the token's exp - iat is {life:.0f} s")
 
 
 def test_a_token_past_expires_in_is_refused(tradefence_run: ContractRun, tradefence_http: requests.Session,
