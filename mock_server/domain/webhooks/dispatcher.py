@@ -20,7 +20,6 @@ Semantics (documented in openapi.yaml and the README):
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import itertools
 import logging
@@ -33,7 +32,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedDict, SortedKeyList
 
 from mock_server.domain.clock import Clock
 from mock_server.domain.errors import ApiError, ErrorCode
@@ -177,6 +176,7 @@ class _Delivery:
     attempts: list[Attempt] = field(default_factory=list)
     failures: int = 0  # failed attempts of the current round (a redelivery starts a new round)
     error: str | None = None
+    started: bool = False  # its lane's head has attempted it this round: it stays first (head-of-line blocking)
 
     def view(self) -> DeliveryView:
         pending = self.status is DeliveryStatus.PENDING
@@ -290,17 +290,26 @@ class _Catalog:
 
 @dataclass(eq=False)
 class _Lane:
+    """One endpoint's deliveries by event time, except that a head that has started its round stays first: a
+    later event is never sent before an earlier one, and one published late does not jump a head in flight or
+    waiting for its retry. Sorted, so queuing behind thousands of pending deliveries costs a logarithm."""
+
     endpoint_id: str
-    queue: list[_Delivery] = field(default_factory=list)
+    queue: SortedKeyList[_Delivery, tuple[bool, datetime, int]] = field(
+        default_factory=lambda: SortedKeyList(key=lambda delivery: (not delivery.started, *delivery.key)))
     busy: bool = False  # the head is in flight
     closed: bool = False  # the endpoint was removed
     thread: threading.Thread | None = None
 
     def insert(self, delivery: _Delivery) -> None:
-        """By event time, but never ahead of a head that has started its round (HOL blocking)."""
-        start = 1 if self.queue and (self.busy or self.queue[0].failures) else 0
-        keys = [queued.key for queued in self.queue[start:]]
-        self.queue.insert(start + bisect.bisect_right(keys, delivery.key), delivery)
+        self.queue.add(delivery)
+
+    def start(self, head: _Delivery) -> None:
+        """``head`` is being attempted: from now on it stays first until it leaves."""
+        if not head.started:
+            self.queue.remove(head)
+            head.started = True
+            self.queue.add(head)
 
 
 class Dispatcher:
@@ -353,12 +362,13 @@ class Dispatcher:
                         if status is DeliveryStatus.PENDING:
                             status, error = DeliveryStatus.FAILED, "the endpoint was not configured after a restart"
                     delivery = _Delivery(event, endpoint, (event.created_at, sequence), stored.next_at, status,
-                                         list(stored.attempts), stored.failures, error)
+                                         list(stored.attempts), stored.failures, error,
+                                         started=stored.failures > 0)
                     record.deliveries[endpoint.id] = delivery
                     if status is DeliveryStatus.PENDING:
                         queued.append(delivery)
                 self._records.add(record)
-            for delivery in sorted(queued, key=lambda d: (d.failures == 0, d.key)):
+            for delivery in queued:
                 lane = self._lanes.get(delivery.endpoint.id)
                 if lane is None:
                     lane = self._lanes[delivery.endpoint.id] = _Lane(delivery.endpoint.id)
@@ -585,6 +595,7 @@ class Dispatcher:
                 head = self._next_due(lane)
                 if head is None:
                     return
+                lane.start(head)
                 lane.busy = True
                 number = len(head.attempts) + 1
                 started = self._clock.now()
