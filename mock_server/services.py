@@ -6,6 +6,8 @@ import random
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+import orjson
+
 from mock_server.config import Config
 from mock_server.domain.ai import Recommender
 from mock_server.domain.clock import Clock
@@ -100,7 +102,7 @@ def build_services(config: Config, clock: Clock | None = None, *, transport: Tra
     clock = clock or Clock()
     transport = transport or RequestsTransport(config.webhook_ca_file or None)
     if store is None and config.state:
-        store = StateStore(config.state)
+        store = StateStore(config.state, loads=orjson.loads)  # a restart reads every order's JSON
     try:
         snapshot = store.open(config.seed, key_id(config.token_key)) if store is not None else None
     except Exception:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any
 
 from mock_server.domain.oauth.clients import OAuthClient
 from mock_server.domain.oauth.server import Grant
@@ -21,8 +21,6 @@ from mock_server.domain.webhooks.alerts import AlertKey, AlertKind
 from mock_server.domain.webhooks.dispatcher import Attempt, DeliveryStatus, StoredDelivery
 from mock_server.domain.webhooks.endpoints import Endpoint, EndpointSource
 from mock_server.domain.webhooks.events import EventType
-
-T = TypeVar("T")
 
 
 def dumps(value: Any) -> str:
@@ -70,45 +68,57 @@ def dump_order(order: OrderState) -> str:
     })
 
 
-def load_order(text: str) -> OrderState:
-    """One order back from its JSON. A state file can hold millions, so this is the start-up's inner loop: enum
-    members are looked up in a dict (an enum call costs several times more), and instants and prices that
-    repeat (a filled order's created, updated and filled times; its price and reserve) are parsed once and
-    shared, as the live objects they were written from shared them."""
-    data = json.loads(text)
-    instants: dict[str, datetime] = {}
-    amounts: dict[str, Decimal] = {}
+class OrderDecoder:
+    """Orders back from their JSON, for a restore that may read millions (its inner loop).
 
-    def at(value: str) -> datetime:
-        found = instants.get(value)
+    Enum members come from dicts (an enum call costs several times more), and an instant or amount text met
+    again is parsed once and its object shared, as the live objects written out shared them: a filled order's
+    created, updated and filled times are one instant, neighbouring orders share prices. The cache is dropped
+    every ``CACHE_TEXTS`` texts, so it stays small. ``loads`` is the JSON parser (the composition root may hand
+    in a faster one than the standard library's).
+    """
+
+    CACHE_TEXTS = 4096
+
+    def __init__(self, loads: Callable[[str], Any] = json.loads) -> None:
+        self._loads = loads
+        self._instants: dict[str, datetime] = {}
+        self._amounts: dict[str, Decimal] = {}
+
+    def __call__(self, text: str) -> OrderState:
+        data = self._loads(text)
+        if len(self._instants) + len(self._amounts) > self.CACHE_TEXTS:
+            self._instants.clear()
+            self._amounts.clear()
+        at, money, get = self._at, self._money, data.get
+        limit, stop, expires, updated = get("limit_price"), get("stop_price"), get("expires_at"), get("updated_at")
+        filled, cancelled, expired = get("filled_at"), get("cancelled_at"), get("expired_at")
+        return OrderState(
+            id=data["id"], client_order_id=get("client_order_id"), symbol=data["symbol"],
+            type=_ORDER_TYPES[data["type"]], side=_SIDES[data["side"]], quantity=int(data["quantity"]),
+            limit_price=None if limit is None else money(limit), stop_price=None if stop is None else money(stop),
+            time_in_force=_TIMES_IN_FORCE[data["time_in_force"]], strategy=_STRATEGIES[data["strategy"]],
+            created_at=at(data["created_at"]), reserve_price=money(data["reserve_price"]),
+            last_step=int(data["last_step"]), expires_at=None if expires is None else at(expires),
+            status=_STATUSES[data["status"]], fills=[Fill(int(q), money(p), at(t)) for q, p, t in get("fills", [])],
+            filled_quantity=int(get("filled_quantity", 0)), filled_value=money(get("filled_value", "0.00")),
+            triggered=bool(get("triggered", False)), pinned=bool(get("pinned", False)),
+            reject_reason=get("reject_reason"), updated_at=None if updated is None else at(updated),
+            filled_at=None if filled is None else at(filled), cancelled_at=None if cancelled is None else at(cancelled),
+            expired_at=None if expired is None else at(expired),
+        )
+
+    def _at(self, text: str) -> datetime:
+        found = self._instants.get(text)
         if found is None:
-            found = instants[value] = datetime.fromisoformat(value)
+            found = self._instants[text] = datetime.fromisoformat(text)
         return found
 
-    def money(value: str) -> Decimal:
-        found = amounts.get(value)
+    def _money(self, text: str) -> Decimal:
+        found = self._amounts.get(text)
         if found is None:
-            found = amounts[value] = amount(value)
+            found = self._amounts[text] = amount(text)
         return found
-
-    return OrderState(
-        id=data["id"], client_order_id=data.get("client_order_id"), symbol=data["symbol"],
-        type=_ORDER_TYPES[data["type"]], side=_SIDES[data["side"]], quantity=int(data["quantity"]),
-        limit_price=_maybe(money, data.get("limit_price")), stop_price=_maybe(money, data.get("stop_price")),
-        time_in_force=_TIMES_IN_FORCE[data["time_in_force"]], strategy=_STRATEGIES[data["strategy"]],
-        created_at=at(data["created_at"]), reserve_price=money(data["reserve_price"]),
-        last_step=int(data["last_step"]), expires_at=_maybe(at, data.get("expires_at")),
-        status=_STATUSES[data["status"]], fills=[Fill(int(q), money(p), at(t)) for q, p, t in data.get("fills", [])],
-        filled_quantity=int(data.get("filled_quantity", 0)), filled_value=money(data.get("filled_value", "0.00")),
-        triggered=bool(data.get("triggered", False)), pinned=bool(data.get("pinned", False)),
-        reject_reason=data.get("reject_reason"), updated_at=_maybe(at, data.get("updated_at")),
-        filled_at=_maybe(at, data.get("filled_at")), cancelled_at=_maybe(at, data.get("cancelled_at")),
-        expired_at=_maybe(at, data.get("expired_at")),
-    )
-
-
-def _maybe(parse: Callable[[str], T], value: str | None) -> T | None:
-    return None if value is None else parse(value)
 
 
 _ORDER_TYPES = {member.value: member for member in OrderType}

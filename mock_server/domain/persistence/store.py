@@ -6,11 +6,12 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from mock_server.domain.idempotency import StoredResponse
 from mock_server.domain.market.hours import MarketMode
@@ -117,8 +118,10 @@ class StateStore:
       the caller is answered (write-through: there is no flush that a kill could miss).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, loads: Callable[[str], Any] = json.loads) -> None:
+        """``loads`` parses the orders' JSON at start-up (the composition root hands in a faster parser)."""
         self.path = Path(path)
+        self._loads = loads
         self._lock = threading.Lock()
         self._generation = 0
         self.restored: Snapshot | None = None
@@ -249,9 +252,10 @@ class StateStore:
 
     def _read(self, conn: sqlite3.Connection, epoch: int) -> Snapshot:
         orders: dict[str, list[OrderState]] = {}
+        decode = codec.OrderDecoder(self._loads)
         with self._reading("orders"):
             for subject, data in conn.execute("SELECT subject, data FROM orders ORDER BY id"):
-                orders.setdefault(subject, []).append(codec.load_order(data))
+                orders.setdefault(subject, []).append(decode(data))
         accounts = []
         with self._reading("accounts"):
             for subject, created_at, starting_cash, cash, realized_pl, positions, evaluated_to in conn.execute(
