@@ -23,12 +23,12 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import OUT_DIR, PRISM_VERSION, ROOT, HarnessError, isolation, report, rest, startup
+from benchmarks import OUT_DIR, PRISM_VERSION, ROOT, HarnessError, isolation, report, rest, scale, startup
 from benchmarks import stacks as serving_stacks
 from benchmarks import stream as streaming
 from benchmarks.load import LoadResult, wrk_available
@@ -60,11 +60,12 @@ def _config_file(name: str, text: str) -> Path:
     return path
 
 
-def emulator_server(config: Path | None, name: str = "builtin", *, tls: bool = False) -> Server:
+def emulator_server(config: Path | None, name: str = "builtin", *, tls: bool = False,
+                    extra: Sequence[str] = ()) -> Server:
     """The emulator as `make mock-up` runs it, with Python's default of keeping compiled modules (and the emulator
     its parsed spec) in `__pycache__`. Some environments, this sandbox among them, set PYTHONDONTWRITEBYTECODE=1;
     where nothing was ever cached, every start then compiles the emulator's modules and parses the spec again."""
-    argv = [sys.executable, "-m", "mock_server", "--port", "0", "--quiet", *(["--tls"] if tls else [])]
+    argv = [sys.executable, "-m", "mock_server", "--port", "0", "--quiet", *(["--tls"] if tls else []), *extra]
     if config is not None:
         argv += ["--config", str(config)]
     return Server(name, argv, url_line=True,
@@ -92,6 +93,13 @@ def prism_server() -> Server:
     port = free_port()
     argv = [str(PRISM_BIN), "mock", "-h", HOST, "-p", str(port), "-v", "error", str(SPEC)]
     return Server("prism", argv, port=port, ready_path="/_mock/rate-limit")
+
+
+def scale_server(config: Path) -> Server:
+    """The emulator as the CLI serves it, with a history of filled orders put in before it serves."""
+    return Server("loaded", [sys.executable, "-m", "benchmarks.scale_server", "--config", str(config),
+                             "--subject", scale.SUBJECT, "--filled", str(scale.FILLED)], url_line=True,
+                  start_timeout=600.0, env={"PYTHONDONTWRITEBYTECODE": None})
 
 
 def bare_server() -> Server:
@@ -211,6 +219,16 @@ class Run:
                          f"p99 {result.p99_ms:6.1f} ms  max {result.max_ms:6.1f} ms  ({result.probes} probes; "
                          f"heavy {result.heavy_rps:,.0f} req/s; others {meter.foreign_cores:.2f} cores)")
 
+    def scale(self, config: Path) -> None:
+        """What resting orders and a history cost per call (`benchmarks/scale.py`): in memory, then with --state."""
+        figures: dict[str, Any] = {}
+        self.results["scale"] = figures
+        figures["memory"] = scale.in_memory(lambda: emulator_server(config, "empty"), lambda: scale_server(config),
+                                            self.args.seconds, self.args.warmup, self.args.rounds, progress)
+        figures["state"] = scale.with_state(
+            lambda name, path: emulator_server(config, name, extra=["--state", str(path)]), config,
+            self.args.seconds, self.args.warmup, self.args.rounds, progress)
+
     def cold_start(self) -> None:
         emulator = startup.cold_start(lambda: emulator_server(None, "coldstart"), "/v1", self.args.cold_runs)
         self.results["cold_start"]["emulator"] = emulator.as_dict()
@@ -295,6 +313,10 @@ class Run:
             if importlib.util.find_spec("gunicorn") is not None and self.args.stacks != "builtin":
                 self.section("isolation: the same on gunicorn gthread", lambda: self.isolation(
                     "gunicorn", lambda: gunicorn_server(rest_config)))
+        if "scale" in sections:
+            self.section(f"scale: an empty account beside {scale.FILLED:,} filled and up to "
+                         f"{scale.LEVELS[-1]:,} resting orders (in memory, then with --state), in turns",
+                         lambda: self.scale(rest_config))
         if "stacks" in sections:
             self.section("serving stacks: a bare Flask app on each", self.stacks)
         if "startup" in sections:
@@ -361,8 +383,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stacks", choices=["auto", "builtin", "all"], default="auto",
                         help="auto: measure gunicorn gthread only if the built-in server misses a REST target")
     parser.add_argument("--sections", nargs="+",
-                        default=["rest", "soak", "tls", "stream", "isolation", "stacks", "startup", "contracts"],
-                        choices=["rest", "soak", "tls", "stream", "isolation", "stacks", "startup", "contracts"])
+                        default=["rest", "soak", "tls", "stream", "isolation", "scale", "stacks", "startup",
+                                 "contracts"],
+                        choices=["rest", "soak", "tls", "stream", "isolation", "scale", "stacks", "startup",
+                                 "contracts"])
     parser.add_argument("--no-prism", action="store_true", help="skip Prism (its ratios then read n/a)")
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=OUT_DIR / "results.json")

@@ -67,6 +67,7 @@ class Server:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.url = f"http://{HOST}:{port}" if port is not None else ""
+        self.first_line = ""  # a url_line server's line with its URL
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self._lines: queue.Queue[bytes | None] = queue.Queue()
@@ -141,6 +142,7 @@ class Server:
             text = line.decode(errors="replace")
             for word in text.split():
                 if word.startswith(("http://", "https://")):
+                    self.first_line = text.strip()
                     self.url = word.rstrip(".,)")
                     self.port = int(self.url.rsplit(":", 1)[1])
                     return

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from benchmarks import scale
 from benchmarks.rest import ENDPOINTS, LABELS
 
 EMULATOR_STACKS = ("builtin", "gunicorn", "gevent", "granian")
@@ -125,6 +126,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                                f"{cold['emulator']['median_s']:.3f} s", cold["emulator"]["median_s"] < COLD_START_S))
     if "prism" in cold:
         targets.append(_target("cold start (median of 5)", "prism", f"{cold['prism']['median_s']:.3f} s", None))
+    targets += [_target(name, "builtin", measured, met) for name, measured, met in scale.targets(results)]
     contracts = results.get("contracts")
     if contracts:
         note = "" if contracts["exit_code"] == 0 else f" (suite exit {contracts['exit_code']}: {contracts['summary']})"
@@ -229,6 +231,10 @@ def render(results: dict[str, Any]) -> str:
                            "RSS MiB", "server cores", "client cores", "others' cores"], rows))
     out += _tls_table(results)
     out += _isolation_table(results)
+    scale_rows = scale.rows(results)
+    if scale_rows:
+        out += ["", "Scale: an empty account beside one with a history and resting orders (two emulators, in turns)",
+                *scale.notes(results), _table(scale.header(results), scale_rows)]
     cold = results.get("cold_start", {})
     contracts = results.get("contracts")
     if cold or contracts:
@@ -306,9 +312,10 @@ def markdown(results: dict[str, Any]) -> str:
     """The figures as Markdown tables for docs/performance.md (`python -m benchmarks --markdown RESULTS`)."""
     out: list[str] = []
     machine = results.get("machine", {})
+    rounds = f" {_rounds_note(results)}" if results.get("rest") else ""
     out.append(f"Measured {results.get('date', '?')[:10]} on {machine.get('cpus')} cores ({machine.get('cpu_model')}), "
                f"{machine.get('memory_gib')} GiB, Python {machine.get('python')}, {machine.get('wrk')}, "
-               f"node {machine.get('node')}, Prism {machine.get('prism')}. {_rounds_note(results)}")
+               f"node {machine.get('node')}, Prism {machine.get('prism')}.{rounds}")
     rest = results.get("rest", {})
     stacks = [stack for stack in REST_COLUMNS if stack in rest]
     if stacks:
@@ -352,6 +359,11 @@ def markdown(results: dict[str, Any]) -> str:
     if isolation_rows:
         out += ["", "| " + " | ".join(_ISOLATION_HEADER) + " |", "|---|---|---:|---:|---:|---:|---:|"]
         out += ["| " + " | ".join(row) + " |" for row in isolation_rows]
+    scale_rows = scale.rows(results)
+    if scale_rows:
+        out += ["", *scale.notes(results), "", "| " + " | ".join(scale.header(results)) + " |",
+                "|---|---:|---|---:|---:|---:|---:|---:|"]
+        out += ["| " + " | ".join(row) + " |" for row in scale_rows]
     ceilings = results.get("stacks", {})
     if ceilings:
         ceiling_levels = _ceiling_levels(ceilings)
