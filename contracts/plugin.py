@@ -23,7 +23,7 @@ from schemathesis.schemas import BaseSchema
 
 from contracts.checking import CheckedSession
 from contracts.control import ControlPlane
-from contracts.credentials import Credentials, MissingCredentials, code_flow, from_environment
+from contracts.credentials import Credentials, UnusableCredentials, code_flow, from_environment
 from contracts.run import DEFAULT_EXAMPLES, ContractRun, RunOptions
 from contracts.targets import Target, in_process_emulator
 from contracts.transport import DEFAULT_WAIT_BUDGET
@@ -55,6 +55,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--contract-wait-budget", type=float, default=DEFAULT_WAIT_BUDGET, metavar="SECONDS",
                     help="most the run may wait in all for a target that answers 429/503 (default "
                          f"{DEFAULT_WAIT_BUDGET:.0f}); past it the run fails saying so")
+    group.addoption("--contract-token-file", metavar="PATH",
+                    help="newest refresh token, kept between runs: read first (TRADEFENCE_REFRESH_TOKEN seeds it) and "
+                         "rewritten, mode 0600, the moment the token rotates")
     group.addoption("--contract-ca", metavar="PATH",
                     help="CA certificate (PEM) that signs an https:// / wss:// target (default: "
                          "REQUESTS_CA_BUNDLE or SSL_CERT_FILE, else the system's)")
@@ -141,15 +144,24 @@ def tradefence_http(tradefence_run: ContractRun) -> Iterator[requests.Session]:
 
 @pytest.fixture(scope="session")
 def tradefence_credentials(tradefence_run: ContractRun, tradefence_http: requests.Session) -> Credentials:
-    """Obtained once per session."""
+    """Obtained once per run. Missing or refused credentials fail every test that needs them, saying what to do:
+    a run that cannot authenticate must not pass by skipping."""
     target = tradefence_run.target
+    for value, shown_as in ((os.environ.get("TRADEFENCE_REFRESH_TOKEN"), "$REFRESH_TOKEN"),
+                            (os.environ.get("TRADEFENCE_ACCESS_TOKEN"), "$TOKEN"),
+                            (os.environ.get("TRADEFENCE_CLIENT_SECRET"), "$CLIENT_SECRET")):
+        tradefence_run.secrets.add(value, shown_as)
+    if tradefence_run.options.token_file is not None:
+        tradefence_run.secrets.add(tradefence_run.options.token_file.read(), "$REFRESH_TOKEN")
     if target.is_emulator:
-        credentials = code_flow(target, tradefence_http, login_hint=SUITE_SUBJECT)
+        credentials = code_flow(target, tradefence_http, login_hint=SUITE_SUBJECT, now=tradefence_run.now)
     else:
         try:
-            credentials = from_environment(target, tradefence_http, os.environ)
-        except MissingCredentials as exc:
-            pytest.skip(f"no credentials for {target.name}: {exc}")
+            credentials = from_environment(target, tradefence_http, os.environ,
+                                           token_file=tradefence_run.options.token_file, now=tradefence_run.now)
+        except UnusableCredentials as exc:
+            pytest.fail(f"unusable credentials for {target.name}: {exc}", pytrace=False)
+    tradefence_run.credentials = credentials
     tradefence_run.secrets.add(credentials.access_token, "$TOKEN")
     tradefence_run.secrets.add(credentials.refresh_token, "$REFRESH_TOKEN")
     tradefence_run.secrets.add(credentials.client_secret, "$CLIENT_SECRET")

@@ -13,7 +13,7 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -54,13 +54,14 @@ def login(base_url: str, subject: str = "sandbox-user") -> Login:
     return Login(token.json()["access_token"], token.json()["refresh_token"])
 
 
-def run_contracts(target: str, *args: str, env: Mapping[str, str] | None = None,
+def run_contracts(target: str, *args: str, env: Mapping[str, str] | None = None, paths: Sequence[str] = ("contracts",),
                   timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """`python -m pytest contracts --target=TARGET ARGS...` from the repository, without any TRADEFENCE_* variable of
-    this process leaking in; `env` adds the ones the run should see."""
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("TRADEFENCE_")}
+    """`python -m pytest PATHS --target=TARGET ARGS...` from the repository, without any TRADEFENCE_* variable (or
+    GITHUB_STEP_SUMMARY) of this process leaking in; `env` adds the ones the run should see."""
+    environ = {key: value for key, value in os.environ.items()
+               if not key.startswith("TRADEFENCE_") and key != "GITHUB_STEP_SUMMARY"}
     environ.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "contracts", f"--target={target}", "-q", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", *paths, f"--target={target}", "-q", "-p", "no:cacheprovider",
          "--no-header", "-o", "addopts=", "-rs", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=environ, check=False)
