@@ -19,12 +19,14 @@ import requests
 import schemathesis
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
+from schemathesis.hooks import HookContext
 from schemathesis.schemas import BaseSchema
 
-from contracts.checking import CheckedSession
+from contracts.checking import CheckedSession, violation
 from contracts.control import ControlPlane
 from contracts.credentials import Credentials, UnusableCredentials, code_flow, from_environment
 from contracts.run import DEFAULT_EXAMPLES, ContractRun, RunOptions
+from contracts.safety import DEFAULT_BUDGET
 from contracts.targets import Target, in_process_emulator
 from contracts.transport import DEFAULT_WAIT_BUDGET
 from mock_server.spec.document import SpecDocument
@@ -37,6 +39,11 @@ API_TAGS = ["orders", "positions", "account", "market", "ai", "batch"]
 # the token is valid and holds the scopes, and the transport waits out rate limits.
 ACCEPTED = ["2xx", "404", "409", "422"]
 RUN = pytest.StashKey[ContractRun]()
+
+
+def operation_id(case: schemathesis.Case) -> str | None:
+    """The spec's operationId of a schemathesis case."""
+    return case.operation.definition.raw.get("operationId")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,6 +65,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--contract-token-file", metavar="PATH",
                     help="newest refresh token, kept between runs: read first (TRADEFENCE_REFRESH_TOKEN seeds it) and "
                          "rewritten, mode 0600, the moment the token rotates")
+    group.addoption("--contract-budget", type=float, default=float(DEFAULT_BUDGET), metavar="USD",
+                    help="most the run may spend or reserve on a real account (default "
+                         f"{DEFAULT_BUDGET}); with less buying power than this the trading tests skip")
     group.addoption("--contract-ca", metavar="PATH",
                     help="CA certificate (PEM) that signs an https:// / wss:// target (default: "
                          "REQUESTS_CA_BUNDLE or SSL_CERT_FILE, else the system's)")
@@ -131,7 +141,21 @@ def tradefence_run(request: pytest.FixtureRequest, tradefence_target: Target,
     """The run every contract test shares: its transport, secrets and what it did (summed up at the end)."""
     run = ContractRun(RunOptions.from_config(request.config), tradefence_target, tradefence_spec_document)
     request.config.stash[RUN] = run
-    yield run
+    try:
+        yield run
+    finally:  # pytest tears session fixtures down after failures and on Ctrl-C too
+        run.clean_up()
+
+
+@pytest.fixture(scope="session")
+def tradefence_trading(tradefence_run: ContractRun, tradefence_credentials: Credentials) -> tuple[str, ...]:
+    """For tests that trade: the account's pre-flight, and the symbols the run may trade (none the account's
+    owner holds or has an order on). Skips, naming the numbers, when the account's buying power is below what
+    the run may spend (`--contract-budget`)."""
+    reason = tradefence_run.trading_skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    return tradefence_run.symbols()
 
 
 @pytest.fixture(scope="session")
@@ -186,6 +210,15 @@ def tradefence_api_schema(tradefence_run: ContractRun, tradefence_credentials: C
         },
     })
     schema = schemathesis.openapi.from_dict(copy.deepcopy(tradefence_run.document.raw), config=config)
+
+    @schema.hook
+    def map_case(context: HookContext, case: schemathesis.Case) -> schemathesis.Case:
+        return tradefence_run.shaper.shape(operation_id(case), case)
+
+    @schema.hook
+    def before_add_examples(context: HookContext, examples: list[schemathesis.Case]) -> None:
+        examples[:] = [tradefence_run.shaper.shape(operation_id(case), case) for case in examples]
+
     schema.config.update(base_url=tradefence_run.target.api_url, headers=tradefence_credentials.headers)
     schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
                                     max_examples=tradefence_examples)
@@ -203,6 +236,16 @@ def tradefence_api(tradefence_run: ContractRun, tradefence_credentials: Credenti
     with tradefence_run.session(tradefence_run.target.api_url) as session:
         session.headers.update(tradefence_credentials.headers)
         yield session
+
+
+@pytest.fixture
+def tradefence_market_open(tradefence_api: CheckedSession) -> bool:
+    """Whether the market is open now (GET /market/clock): tests that need fills check the documented
+    closed-market behaviour instead when it is not."""
+    clock = tradefence_api.get("/market/clock")
+    if clock.status_code != 200:
+        raise violation("getMarketClock", "market clock readable", clock, "expected 200")
+    return bool(clock.json()["is_open"])
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from faker import Faker
@@ -26,9 +27,11 @@ def client_order_ids(seed: int = 0) -> st.SearchStrategy[str]:
         lambda w: not w.startswith("nsf")), st.integers(0, 999_999))
 
 
-def order_requests(document: SpecDocument, *, types: tuple[str, ...] | None = None,
-                   max_quantity: int = 20) -> st.SearchStrategy[dict[str, Any]]:
-    """Valid OrderRequest bodies: enums from the spec, prices far enough from the market to rest."""
+def order_requests(document: SpecDocument, *, types: tuple[str, ...] | None = None, max_quantity: int = 20,
+                   symbols: tuple[str, ...] = SYMBOLS,
+                   client_order_id: Callable[[], str] | None = None) -> st.SearchStrategy[dict[str, Any]]:
+    """Valid OrderRequest bodies: enums from the spec, prices far enough from the market to rest. On a contract run,
+    `symbols` are the run's own and `client_order_id` tags each order with the run's prefix."""
     order_types = types or tuple(_schema(document, "OrderType")["enum"])
     sides = tuple(_schema(document, "OrderSide")["enum"])
     tifs = ("DAY", "GTC")
@@ -37,7 +40,7 @@ def order_requests(document: SpecDocument, *, types: tuple[str, ...] | None = No
     @st.composite
     def build(draw: st.DrawFn) -> dict[str, Any]:
         kind = draw(st.sampled_from(order_types))
-        body: dict[str, Any] = {"symbol": draw(st.sampled_from(SYMBOLS)), "type": kind,
+        body: dict[str, Any] = {"symbol": draw(st.sampled_from(symbols)), "type": kind,
                                 "side": "BUY" if kind != "MARKET" else draw(st.sampled_from(sides[:1])),
                                 "quantity": draw(st.integers(1, max_quantity))}
         if kind in ("LIMIT", "STOP_LIMIT"):
@@ -48,7 +51,9 @@ def order_requests(document: SpecDocument, *, types: tuple[str, ...] | None = No
             body["time_in_force"] = draw(st.sampled_from(tifs))
         if draw(st.booleans()):
             body["strategy"] = draw(st.sampled_from(strategies))
-        if draw(st.booleans()):
+        if client_order_id is not None:
+            body["client_order_id"] = client_order_id()
+        elif draw(st.booleans()):
             body["client_order_id"] = draw(client_order_ids())
         return body
 

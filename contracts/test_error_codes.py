@@ -17,6 +17,7 @@ from contracts.checking import CheckedSession, violation
 from contracts.control import ControlPlane
 from contracts.credentials import code_flow
 from contracts.plugin import API_TAGS, SUITE_SUBJECT
+from contracts.run import ContractRun
 from contracts.strategies import SYMBOLS
 from contracts.targets import Target
 from mock_server.spec.document import Operation, SpecDocument
@@ -59,7 +60,7 @@ def test_1001_every_secured_operation_refuses_a_missing_or_bad_token(tradefence_
     kind of token, never an order (nothing passes authentication)."""
     path = re.sub(r"\{(\w+)\}", lambda m: PLACEHOLDERS.get(m.group(1), "x"), operation.path)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    body: dict[str, object] | None = {} if operation.body_schema is not None else None
+    body = {} if operation.body_schema is not None else None
     response = tradefence_anonymous_api.request(operation.method, path, json=body, headers=headers)
     expect_error(response, operation.operation_id, 401, 1001)
     if not response.headers.get("WWW-Authenticate", "").startswith("Bearer"):
@@ -78,22 +79,27 @@ def test_1001_expired_token(tradefence_anonymous_api: CheckedSession, tradefence
         raise violation("getAccount", "1001 WWW-Authenticate", response, 'no error="invalid_token"')
 
 
-def test_1002_oversized_buy(tradefence_api: CheckedSession) -> None:
-    response = tradefence_api.post("/orders", json={**BUY_ONE, "quantity": 1_000_000})
-    expect_error(response, "createOrder", 422, 1002)
+@pytest.mark.usefixtures("tradefence_destructive")
+def test_1002_oversized_buy(tradefence_api: CheckedSession, tradefence_run: ContractRun,
+                            tradefence_market_open: bool) -> None:
+    """Open market: a buy far beyond buying power gets 1002. Closed market: 1003, as every order does."""
+    response = tradefence_api.post("/orders", json=tradefence_run.ledger.tagged({**BUY_ONE, "quantity": 1_000_000}))
+    expect_error(response, "createOrder", 422, 1002 if tradefence_market_open else 1003)
 
 
-def test_1003_closed_market(tradefence_api: CheckedSession, tradefence_target: Target) -> None:
-    clock = tradefence_api.get("/market/clock").json()
-    plane = tradefence_target.control_plane() if clock["is_open"] else None
-    if clock["is_open"]:
-        if plane is None:
-            pytest.skip("the market is open now and this target cannot close it; runs when the market is closed")
+def test_1003_closed_market(tradefence_api: CheckedSession, tradefence_target: Target, tradefence_run: ContractRun,
+                            tradefence_market_open: bool) -> None:
+    """Closed market (now, or closed through the control plane): an order gets 1003."""
+    plane = tradefence_target.control_plane()
+    if tradefence_market_open and plane is None:
+        pytest.skip("the market is open now and this target cannot close it; runs when the market is closed")
+    if tradefence_market_open and plane is not None:
         plane.market("closed")
     try:
-        expect_error(tradefence_api.post("/orders", json=BUY_ONE), "createOrder", 422, 1003)
+        expect_error(tradefence_api.post("/orders", json=tradefence_run.ledger.tagged(BUY_ONE)), "createOrder",
+                     422, 1003)
     finally:
-        if plane is not None:
+        if tradefence_market_open and plane is not None:
             plane.market("open")
 
 
@@ -103,14 +109,19 @@ def test_1003_closed_market(tradefence_api: CheckedSession, tradefence_target: T
     ("POST", "/ai/recommendations", {"portfolio": ["ZZZZZZ"], "risk_tolerance": "MODERATE",
                                      "time_horizon": "30_DAYS"}, "getAIRecommendations"),
 ])
-def test_1004_unknown_symbol(tradefence_api: CheckedSession, method: str, path: str, body: dict | None,
-                             operation: str) -> None:
+def test_1004_unknown_symbol(tradefence_api: CheckedSession, tradefence_run: ContractRun, method: str, path: str,
+                             body: dict | None, operation: str) -> None:
+    if operation == "createOrder":
+        body = tradefence_run.ledger.tagged(body or {})
     expect_error(tradefence_api.request(method, path, json=body), operation, 422, 1004)
 
 
-def test_1004_in_a_batch_is_that_operation_s_error(tradefence_api: CheckedSession) -> None:
-    response = tradefence_api.post("/batch", json={"operations": [{"action": "CREATE_ORDER",
-                                                        "data": {**BUY_ONE, "symbol": "ZZZZZZ"}}]})
+def test_1004_in_a_batch_is_that_operation_s_error(tradefence_api: CheckedSession,
+                                                   tradefence_run: ContractRun) -> None:
+    response = tradefence_api.post("/batch", json={"operations": [{"action": "CREATE_ORDER", "data": (
+        tradefence_run.ledger.tagged({**BUY_ONE, "symbol": "ZZZZZZ"}))}]})
+    if response.status_code != 200:
+        raise violation("batch", "batch accepted", response, "expected 200 with one result per operation")
     result = response.json()["results"][0]
     if result.get("status") != 422 or result.get("error", {}).get("code") != 1004:
         raise violation("batch", "1004 per operation", response, "expected status 422 with code 1004")
@@ -149,11 +160,12 @@ def test_2001_burst_then_backoff_recovers(tradefence_impatient_api: CheckedSessi
 
 
 def test_1005_missing_scope(tradefence_anonymous_api: CheckedSession, tradefence_target: Target,
-                            tradefence_http: requests.Session) -> None:
+                            tradefence_http: requests.Session, tradefence_run: ContractRun) -> None:
     if not tradefence_target.is_emulator:
         pytest.skip("needs a second, read-only token: the emulator issues one through the code flow")
     read_only = code_flow(tradefence_target, tradefence_http, login_hint=SUITE_SUBJECT, scope="trading:read")
-    response = tradefence_anonymous_api.post("/orders", json=BUY_ONE, headers=read_only.headers)
+    response = tradefence_anonymous_api.post("/orders", json=tradefence_run.ledger.tagged(BUY_ONE),
+                                             headers=read_only.headers)
     expect_error(response, "createOrder", 403, 1005)
     if 'error="insufficient_scope"' not in response.headers.get("WWW-Authenticate", ""):
         raise violation("createOrder", "1005 WWW-Authenticate", response, 'no error="insufficient_scope"')

@@ -20,7 +20,7 @@ from contracts.targets import Target
 
 def test_linked_sequences_conform(tradefence_api_schema: BaseSchema, tradefence_examples: int,
                                   tradefence_target: Target, tradefence_api: CheckedSession,
-                                  tradefence_http: requests.Session) -> None:
+                                  tradefence_http: requests.Session, tradefence_trading: tuple[str, ...]) -> None:
     tradefence_api.get("/account")  # the suite's account exists (emulators open it on first use) before its reset
     base = tradefence_api_schema.include(tag=API_TAGS).as_state_machine()
     plane = tradefence_target.control_plane()

@@ -76,6 +76,7 @@ class Politeness:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     waits: list[Wait] = field(default_factory=list)
     retried: int = 0  # requests resent at least once
+    reserve: float = 0.0  # seconds allowed beyond the budget (the run's cleanup)
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -89,7 +90,7 @@ class Politeness:
         seconds = parse_retry_after(retry_after, self.now())
         if seconds is None:
             seconds = self._random.uniform(0, min(self.cap, self.base * 2**attempt))
-        if self.waited + seconds > self.budget:
+        if self.waited + seconds > self.budget + self.reserve:
             raise WaitBudgetExhausted(
                 f"[{what}] wait budget exhausted: the target answered {status} (Retry-After: {retry_after or 'none'})"
                 f" after {self.waited:.1f} s of waiting in this run; the budget is {self.budget:.0f} s "

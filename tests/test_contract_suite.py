@@ -1,17 +1,138 @@
 """The contract suite run the way users meet it: against the sandbox face (no control plane, the default rate
-limit), with a CI job's credentials (a refresh token, the client id and secret) in its environment."""
+limit), with a CI job's credentials (a refresh token, the client id and secret) in its environment, on an account
+that already holds a portfolio and a resting order of its owner's."""
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from tests.support.contract_run import login, run_contracts
-from tests.support.face import sandbox_face
+import pytest
+import requests
+
+from tests.support.contract_run import ROOT, Login, contracts_command, login, run_contracts
+from tests.support.face import Face, sandbox_face
+from tests.support.receiver import eventually
+
+PORTFOLIO = {"AAPL": 100, "MSFT": 40, "KO": 150, "NVDA": 25}
+POSITION_FIELDS = ("symbol", "quantity", "available_quantity", "average_entry_price", "cost_basis", "opened_at")
 
 
-def test_the_suite_passes_behind_the_sandbox_face_politely(tmp_path: Path) -> None:
+def api(face: Face, user: Login) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {user.access_token}"
+    return session
+
+
+def seed_portfolio(face: Face, user: Login) -> dict[str, Any]:
+    """The owner's own trades, made through the API before the run: four positions and a resting limit buy."""
+    with api(face, user) as owner:
+        for symbol, quantity in PORTFOLIO.items():
+            placed = owner.post(f"{face.url}/v1/orders", json={"symbol": symbol, "type": "MARKET", "side": "BUY",
+                                                              "quantity": quantity, "client_order_id": "mine"})
+            assert placed.status_code == 201 and placed.json()["status"] == "FILLED", placed.text
+        resting = owner.post(f"{face.url}/v1/orders", json={"symbol": "JPM", "type": "LIMIT", "side": "BUY",
+                                                            "quantity": 10, "price": 1.5, "client_order_id": "mine"})
+        assert resting.status_code == 201 and resting.json()["status"] == "OPEN", resting.text
+        return resting.json()
+
+
+def portfolio(face: Face, user: Login) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The owner's positions (what does not move with the market) and open orders."""
+    with api(face, user) as owner:
+        positions = owner.get(f"{face.url}/v1/positions").json()["data"]
+        orders = owner.get(f"{face.url}/v1/orders", params={"status": "open", "limit": 500}).json()["data"]
+    return [{field: p[field] for field in POSITION_FIELDS} for p in positions], orders
+
+
+@pytest.fixture(scope="module")
+def open_face() -> Iterator[Face]:
     with sandbox_face() as face:
+        yield face
+
+
+def test_the_suite_passes_behind_the_face_and_leaves_the_owner_s_portfolio_exactly_as_it_was(
+        open_face: Face, tmp_path: Path) -> None:
+    user = login(open_face.url)
+    resting = seed_portfolio(open_face, user)
+    before = portfolio(open_face, user)
+    result = run_contracts(open_face.url, "--contract-examples=5", "--contract-token-file", str(tmp_path / "token"),
+                           env=user.environment())
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "polite client:" in result.stdout and "orders placed:" in result.stdout
+    assert "LEFT BEHIND" not in result.stdout
+    after = portfolio(open_face, user)
+    assert after == before
+    assert after[1] == [resting]
+
+
+def test_the_suite_passes_behind_the_face_with_the_market_closed(tmp_path: Path) -> None:
+    """Closed through the emulator's config, behind the face: tests that need fills check 1003 instead."""
+    with sandbox_face(market="closed") as face:
         result = run_contracts(face.url, "--contract-examples=5", "--contract-token-file", str(tmp_path / "token"),
                                env=login(face.url).environment())
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
-    assert "polite client:" in result.stdout
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "runs when the market is closed" not in result.stdout  # test_1003 ran
+
+
+def test_no_secret_is_printed_when_the_suite_fails(open_face: Face, tmp_path: Path) -> None:
+    """Failures print curl reproducers, Hypothesis's falsifying examples and (with -l) every local: none shows a
+    token or the client secret; the reproducers say $TOKEN."""
+    user = login(open_face.url)
+    kept = tmp_path / "token"
+    fault = requests.post(f"{open_face.behind}/_mock/faults", json={"path": "^/v1/(account|orders)", "status": 500},
+                          timeout=10)
+    assert fault.status_code == 201, fault.text
+    try:
+        result = run_contracts(open_face.url, "--contract-examples=3", "--contract-token-file", str(kept), "-l",
+                               "--junitxml", str(tmp_path / "junit.xml"), env=user.environment())
+    finally:
+        requests.delete(f"{open_face.behind}/_mock/faults", timeout=10)
+    output = result.stdout + result.stderr + (tmp_path / "junit.xml").read_text()
+    assert result.returncode == 1 and "500" in output
+    assert "$TOKEN" in output
+    for secret in (user.refresh_token, user.access_token, kept.read_text().strip()):
+        pieces = {secret[i:i + 12] for i in range(len(secret) - 11)}  # nor any piece a shortened repr would leave
+        assert not [piece for piece in pieces if piece in output]
+    assert "sandbox-secret" not in output
+    assert not re.search(r"Bearer eyJ[\w.-]{8,}", output)  # the run's own access token, however shortened
+
+
+def test_an_interrupted_run_still_undoes_what_it_did(open_face: Face, tmp_path: Path) -> None:
+    """Ctrl-C while the run waits for the answer to an order the target has already placed (so the run never saw
+    it): pytest tears the run down, which finds the order by the run's prefix, cancels it or sells back what it
+    bought; the owner's portfolio is as it was."""
+    user = login(open_face.url, subject="interrupted-owner")
+    seed_portfolio(open_face, user)
+    before = portfolio(open_face, user)
+    # Orders are placed at once and answered 3 s later: the run is waiting for an answer when an order appears.
+    fault = requests.post(f"{open_face.behind}/_mock/faults", timeout=10,
+                          json={"operation": "createOrder", "latency_ms": 3000})
+    assert fault.status_code == 201, fault.text
+    command, environ = contracts_command(open_face.url, "--contract-token-file", str(tmp_path / "token"),
+                                         paths=["contracts/test_schema_conformance.py"], env=user.environment())
+    process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    try:
+        eventually(lambda: run_orders(open_face, "interrupted-owner"), timeout=120, what="an order of the run")
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        requests.delete(f"{open_face.behind}/_mock/faults", timeout=10)
+    assert "KeyboardInterrupt" in output, output[-3000:]
+    assert re.search(r"cleanup: cancelled [1-9]|sold back [1-9]", output), output[-3000:]
+    assert portfolio(open_face, user) == before
+    assert not [o for o in run_orders(open_face, "interrupted-owner") if o["status"] in ("OPEN", "PARTIALLY_FILLED")]
+
+
+def run_orders(face: Face, subject: str) -> list[dict[str, Any]]:
+    """The run's orders on the account (seen behind the face), by their client_order_id prefix."""
+    listed = requests.get(f"{face.behind}/_mock/accounts/acc_{subject}/orders", params={"limit": 500}, timeout=10)
+    return [order for order in listed.json()["data"] if (order["client_order_id"] or "").startswith("tfc-")]

@@ -54,14 +54,20 @@ def login(base_url: str, subject: str = "sandbox-user") -> Login:
     return Login(token.json()["access_token"], token.json()["refresh_token"])
 
 
+def contracts_command(target: str, *args: str, env: Mapping[str, str] | None = None,
+                      paths: Sequence[str] = ("contracts",)) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a contract run (see `run_contracts`)."""
+    environ = {key: value for key, value in os.environ.items()
+               if not key.startswith("TRADEFENCE_") and key != "GITHUB_STEP_SUMMARY"}
+    environ.update(env or {})
+    return ([sys.executable, "-m", "pytest", *paths, f"--target={target}", "-q", "-p", "no:cacheprovider",
+             "--no-header", "-o", "addopts=", "-rs", *args], environ)
+
+
 def run_contracts(target: str, *args: str, env: Mapping[str, str] | None = None, paths: Sequence[str] = ("contracts",),
                   timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """`python -m pytest PATHS --target=TARGET ARGS...` from the repository, without any TRADEFENCE_* variable (or
     GITHUB_STEP_SUMMARY) of this process leaking in; `env` adds the ones the run should see."""
-    environ = {key: value for key, value in os.environ.items()
-               if not key.startswith("TRADEFENCE_") and key != "GITHUB_STEP_SUMMARY"}
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", *paths, f"--target={target}", "-q", "-p", "no:cacheprovider",
-         "--no-header", "-o", "addopts=", "-rs", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=environ, check=False)
+    command, environ = contracts_command(target, *args, env=env, paths=paths)
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=environ,
+                          check=False)

@@ -283,7 +283,8 @@ async def _splice(client: asyncio.StreamReader, client_out: asyncio.StreamWriter
 
     tasks = [asyncio.ensure_future(pump(client, up_out)), asyncio.ensure_future(pump(up, client_out))]
     _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    await asyncio.wait(pending, timeout=5)
+    if pending:
+        _, pending = await asyncio.wait(pending, timeout=5)
     for task in pending:
         task.cancel()
 
