@@ -151,6 +151,22 @@ def test_state_summarises_the_emulator(http: CheckedSession, trader: CheckedSess
     assert state["faults"] == 0 and state["journal_capacity"] == 500 and state["journal_size"] >= 5
 
 
+def test_a_closed_account_is_gone_and_its_subject_starts_afresh(http: CheckedSession, trader: CheckedSession) -> None:
+    placed = trader.post("/v1/orders", json={"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 3},
+                         headers={"Idempotency-Key": "before-close"})
+    assert placed.status_code == 201, placed.text
+    closed = http.delete("/_mock/accounts/acc_trader")
+    assert closed.status_code == 200 and closed.json()["id"] == "acc_trader"
+    assert "acc_trader" not in [account["id"] for account in http.get("/_mock/accounts").json()["data"]]
+    assert http.get("/_mock/accounts/acc_trader/orders").status_code == 404
+    assert http.delete("/_mock/accounts/acc_trader").status_code == 404
+    fresh = trader.get("/v1/account").json()  # the token still works: a new account with the starting cash
+    assert fresh["cash"] == 100000 and trader.get("/v1/positions").json()["data"] == []
+    replayed = trader.post("/v1/orders", json={"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 3},
+                           headers={"Idempotency-Key": "before-close"})
+    assert replayed.status_code == 201 and replayed.json()["id"] != placed.json()["id"]
+
+
 def test_resetting_an_account_forgets_its_idempotency_keys(http: CheckedSession, trader: CheckedSession) -> None:
     order = {"symbol": "AAPL", "type": "MARKET", "side": "BUY", "quantity": 1}
     key = {"Idempotency-Key": "same-key"}

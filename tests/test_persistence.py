@@ -127,6 +127,25 @@ def test_the_store_gives_back_exactly_what_it_was_given(tmp_path: Path) -> None:
         again.close()
 
 
+def test_a_closed_account_leaves_the_file_with_its_orders(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.db")
+    store.open(7, "key-a")
+    writer = store.writer()
+    for subject, order_id in (("ann", "ord_01JD6Q9S0000000000000000A1"), ("bob", "ord_01JD6Q9S0000000000000000B1")):
+        state = AccountState.fresh(Decimal("1000.00"))
+        order = _order(order_id, OrderStatus.CANCELLED)
+        state.add_order(order)
+        writer.save_account(subject, AT, state, [order], replace=True)
+    writer.drop_accounts("ann")
+    store.close()
+    again = StateStore(tmp_path / "state.db")
+    try:
+        (kept,) = again.open(7, "key-a").accounts
+        assert kept.subject == "bob" and [order.id for order in kept.state.orders] == ["ord_01JD6Q9S0000000000000000B1"]
+    finally:
+        again.close()
+
+
 def test_the_store_refuses_another_seed_another_key_and_a_second_emulator(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     store = StateStore(path)

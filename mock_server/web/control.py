@@ -104,6 +104,13 @@ def blueprint(api: Api) -> Blueprint:
         view = engine.open_account(subject, None if cash is None else Decimal(str(cash)))
         return jsonify(render.account(view)), 200 if existed else 201
 
+    @api.route(bp, "mockDeleteAccount")
+    def delete_account(call: Call) -> ResponseReturnValue:
+        subject = _existing_subject(call)
+        view = call.services.engine.close_account(subject)
+        call.services.idempotency.reset(subject)  # its stored answers name orders that are gone now
+        return jsonify(render.account(view))
+
     @api.route(bp, "mockListAccountOrders")
     def list_account_orders(call: Call) -> ResponseReturnValue:
         return order_page(call, _existing_subject(call))

@@ -353,11 +353,17 @@ class StateWriter:
             conn.executemany("INSERT OR REPLACE INTO orders VALUES (?, ?, ?)",
                              [(order.id, subject, codec.dump_order(order)) for order in orders])
 
-    def drop_accounts(self) -> None:
+    def drop_accounts(self, subject: str | None = None) -> None:
+        """Every account, or one subject's."""
         with self._writing() as conn:
-            if conn is not None:
+            if conn is None:
+                return
+            if subject is None:
                 conn.execute("DELETE FROM orders")
                 conn.execute("DELETE FROM accounts")
+            else:
+                conn.execute("DELETE FROM orders WHERE subject = ?", (subject,))
+                conn.execute("DELETE FROM accounts WHERE subject = ?", (subject,))
 
     def save_market_mode(self, mode: MarketMode) -> None:
         self._set_meta("market_mode", str(mode))

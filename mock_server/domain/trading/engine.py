@@ -79,7 +79,7 @@ class AccountStore(Protocol):
     def save_account(self, subject: str, created_at: datetime, state: AccountState, orders: Sequence[OrderState],
                      *, replace: bool) -> None: ...
 
-    def drop_accounts(self) -> None: ...
+    def drop_accounts(self, subject: str | None = None) -> None: ...
 
     def save_market_mode(self, mode: MarketMode) -> None: ...
 
@@ -246,6 +246,18 @@ class TradingEngine:
             account.state = AccountState.fresh(account.state.starting_cash)
             if self._store is not None:
                 self._save(account, (), replace=True)
+
+    def close_account(self, subject: str) -> AccountView:
+        """Remove an account with its orders and positions (the control plane's close); its view as it was."""
+        account = self._existing(subject)
+        if account is None:
+            raise ApiError(ErrorCode.NOT_FOUND, f"No account acc_{subject}")
+        view = self._run(subject, lambda acc, _: self._account_view(acc), account=account)
+        with self._registry:
+            self._accounts.pop(subject, None)
+            if self._store is not None:
+                self._store.drop_accounts(subject)
+        return view
 
     def reconcile(self, subject: str | None = None) -> None:
         """Evaluate resting orders up to the clock (every account when ``subject`` is None; unknown ones: no-op)."""
