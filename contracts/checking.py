@@ -74,22 +74,24 @@ class OperationMatcher:
 
     The spec's API operations live under the API base (`/v1` on the emulator, the path of `TRADEFENCE_API_URL`
     elsewhere); the auth server's and the control plane's under their own server root (the auth URL's path).
-    Literal paths win over templated ones (`/_mock/webhooks/deliveries` before `/_mock/webhooks/{endpointId}`).
+    A path is the most literal template it matches (`/_mock/webhooks/deliveries`, never
+    `/_mock/webhooks/{endpointId}`), whatever the method: a method that template lacks addresses no operation.
     """
 
     def __init__(self, document: SpecDocument, *, api_prefix: str = "/v1", root_prefix: str = "") -> None:
-        routes = []
+        templates: dict[str, list[Operation]] = {}
         for operation in document.operations:
             group = operation.url_path.removesuffix(operation.path)
-            served = (api_prefix if group else root_prefix).rstrip("/") + operation.path
-            pattern = re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(served)) + "$")
-            routes.append((served.count("{"), pattern, operation))
-        self._routes = [(pattern, operation) for _, pattern, operation in sorted(routes, key=lambda r: r[0])]
+            templates.setdefault((api_prefix if group else root_prefix).rstrip("/") + operation.path,
+                                 []).append(operation)
+        self._templates = sorted(
+            ((served.count("{"), re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(served)) + "$"), ops)
+             for served, ops in templates.items()), key=lambda entry: entry[0])
 
     def match(self, method: str, path: str) -> Operation | None:
-        for pattern, operation in self._routes:
-            if operation.method == method.upper() and pattern.match(path):
-                return operation
+        for _, pattern, operations in self._templates:
+            if pattern.match(path):
+                return next((op for op in operations if op.method == method.upper()), None)
         return None
 
 

@@ -1,17 +1,35 @@
-"""A small client of the emulator's control plane (`/_mock`), for tests that need its powers."""
+"""A small client of the emulator's control plane (`/_mock`), for tests that need its powers — and for leaving
+an emulator someone runs as the suite found it (its clock, its market mode, its accounts)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
 
 
+@dataclass(frozen=True)
+class Setting:
+    """What a test may change through the control plane, as it was: the clock (its reading, whether frozen, and
+    when the reading was taken by the suite's own clock) and the market mode."""
+
+    now: datetime
+    frozen: bool
+    taken: float
+    market_mode: str
+
+
 class ControlPlane:
-    def __init__(self, base_url: str, *, verify: str | bool = True) -> None:
+    def __init__(self, base_url: str, *, verify: str | bool = True, token: str | None = None) -> None:
         self.base_url = base_url
         self._http = requests.Session()
         self._http.verify = verify
+        if token:  # an emulator listening beyond loopback (TRADEFENCE_CONTROL_TOKEN)
+            self._http.headers["Authorization"] = f"Bearer {token}"
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         response = self._http.request(method, f"{self.base_url}/_mock{path}", json=body, timeout=15)
@@ -19,6 +37,30 @@ class ControlPlane:
             raise AssertionError(f"control plane {method} /_mock{path} answered {response.status_code}: "
                                  f"{response.text[:300]}")
         return response.json()
+
+    def setting(self, clock: Callable[[], float] = time.time) -> Setting:
+        reading = self._call("GET", "/clock")
+        taken = clock()
+        mode = self._call("GET", "/state")["market_mode"]
+        return Setting(_instant(reading["now"]), bool(reading["frozen"]), taken, mode)
+
+    def restore(self, setting: Setting, clock: Callable[[], float] = time.time) -> None:
+        """Back to `setting`: a frozen clock at its reading; a running one where it would be had nobody moved it
+        (its reading then, plus the time that has passed since)."""
+        if setting.frozen:
+            self.freeze()
+            self._call("POST", "/clock", {"action": "set", "to": _rfc3339(setting.now)})
+        else:
+            self.resume()
+            moved = setting.now + timedelta(seconds=clock() - setting.taken)
+            self._call("POST", "/clock", {"action": "set", "to": _rfc3339(moved)})
+        self.market(setting.market_mode)
+
+    def accounts(self) -> list[str]:
+        return [account["id"] for account in self._call("GET", "/accounts")["data"]]
+
+    def close_account(self, account_id: str) -> None:
+        self._call("DELETE", f"/accounts/{account_id}")
 
     def reset(self, account_id: str | None = None) -> None:
         self._call("POST", "/reset", {"account_id": account_id} if account_id else {})
@@ -59,3 +101,11 @@ class ControlPlane:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

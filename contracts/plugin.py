@@ -33,6 +33,7 @@ from mock_server.spec.document import SpecDocument
 
 SUITE_SUBJECT = "contract-suite"  # the emulator user the suite signs in as, so it never touches yours
 SUITE_ACCOUNT = f"acc_{SUITE_SUBJECT}"
+SUITE_ACCOUNT_PREFIX = "acc_contract-"  # every subject the suite signs in as on an emulator is contract-…
 API_TAGS = ["orders", "positions", "account", "market", "ai", "batch"]
 # What a valid request with a valid token may meet besides success: the rules' refusals (1002 funds, 1003 market,
 # 1004 unknown symbol, 1006 position: 422; an unknown id: 404; an order already final: 409). Never 401, 403 or 429:
@@ -111,19 +112,25 @@ def tradefence_target(request: pytest.FixtureRequest) -> Iterator[Target]:
     elif name == "sandbox":
         yield Target.sandbox(os.environ, verify=options.verify)
     elif name.startswith(("http://", "https://")):
-        target = Target.from_base(name, name, verify=options.verify)
+        target = Target.from_base(name, name, verify=options.verify,
+                                  control_token=os.environ.get("TRADEFENCE_CONTROL_TOKEN"))
         plane = target.control_plane()
         if plane is None:
             yield target
             return
-        # An emulator someone runs with its default limits (`make mock-up`): the suite's own volume is not what
-        # its rate limiter is for, so lift it for the session (test_2001 narrows it on purpose) and restore it.
+        # An emulator someone runs (`make mock-up`) is left as the suite found it. Its rate limiter is not for the
+        # suite's volume: lifted for the run (test_2001 narrows it on purpose) and restored. The accounts the suite
+        # opens there (acc_contract-…) are closed at the end, so they never show among the user's.
         try:
+            existed = set(plane.accounts())
             previous = plane.rate_limit(1_000_000, 1_000_000.0)
             try:
                 yield target
             finally:
                 plane.rate_limit(previous["capacity"], previous["refill_per_second"])
+                for account_id in set(plane.accounts()) - existed:
+                    if account_id.startswith(SUITE_ACCOUNT_PREFIX):
+                        plane.close_account(account_id)
         finally:
             plane.close()
     else:
@@ -271,17 +278,18 @@ def tradefence_auth_server(tradefence_run: ContractRun) -> Iterator[CheckedSessi
 
 @pytest.fixture
 def tradefence_control(tradefence_target: Target) -> Iterator[ControlPlane]:
-    """The emulator's control plane; skips on targets that have none (a real sandbox). Resumes the clock and
-    reopens the market afterwards, so one test's time travel never leaks into the next."""
+    """The emulator's control plane; skips on targets that have none (a real sandbox). Puts the clock and the
+    market mode back afterwards, so one test's time travel never leaks into the next, nor into an emulator
+    someone runs."""
     plane = tradefence_target.control_plane()
     if plane is None:
         pytest.skip(f"needs the emulator's control plane (/_mock); {tradefence_target.name} has none")
+    setting = plane.setting()
     try:
         yield plane
     finally:
         try:
-            plane.market("open")
-            plane.resume()
+            plane.restore(setting)
         finally:
             plane.close()
 

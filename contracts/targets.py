@@ -25,21 +25,24 @@ class Target:
     stream_url: str
     control_url: str | None  # only emulators have a control plane
     verify: str | bool = True  # the CA bundle that signs an https:// target (requests' `verify`)
+    control_token: str | None = None  # an emulator listening beyond loopback wants it on /_mock
 
     @property
     def is_emulator(self) -> bool:
         return self.control_url is not None
 
     def control_plane(self) -> ControlPlane | None:
-        return ControlPlane(self.control_url, verify=self.verify) if self.control_url else None
+        if not self.control_url:
+            return None
+        return ControlPlane(self.control_url, verify=self.verify, token=self.control_token)
 
     @classmethod
-    def from_base(cls, name: str, base: str, *, verify: str | bool = True) -> Target:
+    def from_base(cls, name: str, base: str, *, verify: str | bool = True, control_token: str | None = None) -> Target:
         """A server laid out like the emulator: /authorize, /token, /v1, /market-data and maybe /_mock."""
         base = base.rstrip("/")
-        control = base if _has_control_plane(base, verify) else None
+        control = base if _has_control_plane(base, verify, control_token) else None
         stream = "ws" + base.removeprefix("http") + "/market-data"
-        return cls(name, f"{base}/v1", base, stream, control, verify)
+        return cls(name, f"{base}/v1", base, stream, control, verify, control_token)
 
     @classmethod
     def sandbox(cls, environ: Mapping[str, str], *, verify: str | bool = True) -> Target:
@@ -48,9 +51,10 @@ class Target:
                    values["TRADEFENCE_STREAM_URL"], None, verify)
 
 
-def _has_control_plane(base: str, verify: str | bool) -> bool:
+def _has_control_plane(base: str, verify: str | bool, token: str | None) -> bool:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        return requests.get(f"{base}/_mock/clock", timeout=5, verify=verify).status_code == 200
+        return requests.get(f"{base}/_mock/clock", timeout=5, verify=verify, headers=headers).status_code == 200
     except requests.RequestException:
         return False
 

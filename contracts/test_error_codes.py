@@ -90,17 +90,19 @@ def test_1002_oversized_buy(tradefence_api: CheckedSession, tradefence_run: Cont
 def test_1003_closed_market(tradefence_api: CheckedSession, tradefence_target: Target, tradefence_run: ContractRun,
                             tradefence_market_open: bool) -> None:
     """Closed market (now, or closed through the control plane): an order gets 1003."""
-    plane = tradefence_target.control_plane()
+    plane = tradefence_target.control_plane() if tradefence_market_open else None
     if tradefence_market_open and plane is None:
         pytest.skip("the market is open now and this target cannot close it; runs when the market is closed")
-    if tradefence_market_open and plane is not None:
-        plane.market("closed")
+    setting = plane.setting() if plane is not None else None
     try:
+        if plane is not None:
+            plane.market("closed")
         expect_error(tradefence_api.post("/orders", json=tradefence_run.ledger.tagged(BUY_ONE)), "createOrder",
                      422, 1003)
     finally:
-        if tradefence_market_open and plane is not None:
-            plane.market("open")
+        if plane is not None and setting is not None:
+            plane.restore(setting)
+            plane.close()
 
 
 @pytest.mark.parametrize(("method", "path", "body", "operation"), [

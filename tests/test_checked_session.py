@@ -26,6 +26,7 @@ def response(method: str, url: str, status: int, body: object, headers: dict[str
     ("GET", "/v1/orders/ord_1", "getOrder"),
     ("GET", "/_mock/webhooks/deliveries", "mockListWebhookDeliveries"),
     ("DELETE", "/_mock/webhooks/we_1", "mockDeleteWebhookEndpoint"),
+    ("DELETE", "/_mock/webhooks/deliveries", None),  # a literal sibling's path is never a template's parameter
     ("POST", "/token", "token"),
     ("GET", "/v2/orders", None),
     ("PUT", "/v1/orders", None),

@@ -4,16 +4,20 @@ that already holds a portfolio and a resting order of its owner's."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from tests.support.console import console_script
 from tests.support.contract_run import ROOT, Login, contracts_command, login, run_contracts
 from tests.support.face import Face, sandbox_face
 from tests.support.receiver import eventually
@@ -136,3 +140,26 @@ def run_orders(face: Face, subject: str) -> list[dict[str, Any]]:
     """The run's orders on the account (seen behind the face), by their client_order_id prefix."""
     listed = requests.get(f"{face.behind}/_mock/accounts/acc_{subject}/orders", params={"limit": 500}, timeout=10)
     return [order for order in listed.json()["data"] if (order["client_order_id"] or "").startswith("tfc-")]
+
+
+def test_a_running_emulator_is_left_as_the_suite_found_it(tmp_path: Path) -> None:
+    """`make mock-up`, then the suite against it: its clock (moved by the expiry test), market mode (the user's
+    `nyse`), rate limit and accounts are as they were; the suite's own accounts (acc_contract-…) are gone."""
+    with console_script("--seed", "3", env={**os.environ, "TRADEFENCE_MARKET_MODE": "nyse"}) as (_, url):
+        requests.post(f"{url}/_mock/accounts", json={"subject": "the-user"}, timeout=10)
+        before = emulator_setting(url)
+        result = run_contracts(url, "--contract-examples=3")
+        after = emulator_setting(url)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert after["accounts"] == before["accounts"] == ["acc_the-user"]
+    assert (after["market_mode"], after["rate_limit"]) == (before["market_mode"], before["rate_limit"])
+    assert abs(after["clock_offset"] - before["clock_offset"]) < 1  # seconds; the expiry test moves it 61 s
+
+
+def emulator_setting(url: str) -> dict[str, Any]:
+    state = requests.get(f"{url}/_mock/state", timeout=10).json()
+    reading = requests.get(f"{url}/_mock/clock", timeout=10).json()["now"]
+    offset = datetime.fromisoformat(reading.replace("Z", "+00:00")).timestamp() - time.time()
+    accounts = sorted(a["id"] for a in requests.get(f"{url}/_mock/accounts", timeout=10).json()["data"])
+    return {"market_mode": state["market_mode"], "rate_limit": state["rate_limit"], "clock_offset": offset,
+            "accounts": accounts}
