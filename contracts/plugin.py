@@ -25,6 +25,7 @@ from schemathesis.schemas import BaseSchema
 from contracts.checking import CheckedSession, violation
 from contracts.control import ControlPlane
 from contracts.credentials import Credentials, UnusableCredentials, code_flow, from_environment
+from contracts.report import findings
 from contracts.run import DEFAULT_EXAMPLES, ContractRun, RunOptions
 from contracts.safety import DEFAULT_BUDGET
 from contracts.targets import Target, in_process_emulator
@@ -69,6 +70,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--contract-budget", type=float, default=float(DEFAULT_BUDGET), metavar="USD",
                     help="most the run may spend or reserve on a real account (default "
                          f"{DEFAULT_BUDGET}); with less buying power than this the trading tests skip")
+    group.addoption("--contract-report", metavar="PATH",
+                    help="write a Markdown drift report there (per operation: the check, expected vs actual, a "
+                         "reproducer); it also goes to $GITHUB_STEP_SUMMARY when that is set")
     group.addoption("--contract-ca", metavar="PATH",
                     help="CA certificate (PEM) that signs an https:// / wss:// target (default: "
                          "REQUESTS_CA_BUNDLE or SSL_CERT_FILE, else the system's)")
@@ -81,17 +85,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, object, object]:
-    """Whatever a failing test lets out — its failure, Hypothesis's reprs, captured output — leaves masked."""
+    """Whatever a failing test lets out — its failure, Hypothesis's reprs, captured output — leaves masked; what
+    it found, its outcome and any skip reason go to the run's drift report."""
     report = yield
     run = item.config.stash.get(RUN, None)
     if run is not None and isinstance(report, pytest.TestReport):
+        if report.failed and call.excinfo is not None:
+            run.findings.extend(findings(call.excinfo.value, item.nodeid, run.operation_named))
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            run.outcomes["errors" if report.when == "setup" and report.failed else report.outcome] += 1
         if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason)
             path, line, reason = report.longrepr
             report.longrepr = (path, line, run.secrets.mask(reason))
+            run.skips[report.longrepr[2].removeprefix("Skipped: ")] += 1
         elif report.longrepr is not None:
             report.longrepr = run.secrets.mask(str(report.longrepr))
         report.sections = [(title, run.secrets.mask(text)) for title, text in report.sections]
     return report
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """After the session's fixtures are torn down (the cleanup has run): the drift report."""
+    run = session.config.stash.get(RUN, None)
+    if run is None:
+        return
+    targets = [path for path in (run.options.report, os.environ.get("GITHUB_STEP_SUMMARY")) if path]
+    if targets:
+        text = run.secrets.mask(run.report())
+        for path in targets:
+            with open(path, "a" if path == os.environ.get("GITHUB_STEP_SUMMARY") else "w") as out:
+                out.write(text)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -147,6 +171,12 @@ def tradefence_run(request: pytest.FixtureRequest, tradefence_target: Target,
                    tradefence_spec_document: SpecDocument) -> Iterator[ContractRun]:
     """The run every contract test shares: its transport, secrets and what it did (summed up at the end)."""
     run = ContractRun(RunOptions.from_config(request.config), tradefence_target, tradefence_spec_document)
+    for variable, shown_as in (("TRADEFENCE_REFRESH_TOKEN", "$REFRESH_TOKEN"), ("TRADEFENCE_ACCESS_TOKEN", "$TOKEN"),
+                               ("TRADEFENCE_CLIENT_SECRET", "$CLIENT_SECRET"),
+                               ("TRADEFENCE_CONTROL_TOKEN", "$TRADEFENCE_CONTROL_TOKEN")):
+        run.secrets.add(os.environ.get(variable), shown_as)
+    if run.options.token_file is not None:
+        run.secrets.add(run.options.token_file.read(), "$REFRESH_TOKEN")
     request.config.stash[RUN] = run
     try:
         yield run
@@ -178,12 +208,6 @@ def tradefence_credentials(tradefence_run: ContractRun, tradefence_http: request
     """Obtained once per run. Missing or refused credentials fail every test that needs them, saying what to do:
     a run that cannot authenticate must not pass by skipping."""
     target = tradefence_run.target
-    for value, shown_as in ((os.environ.get("TRADEFENCE_REFRESH_TOKEN"), "$REFRESH_TOKEN"),
-                            (os.environ.get("TRADEFENCE_ACCESS_TOKEN"), "$TOKEN"),
-                            (os.environ.get("TRADEFENCE_CLIENT_SECRET"), "$CLIENT_SECRET")):
-        tradefence_run.secrets.add(value, shown_as)
-    if tradefence_run.options.token_file is not None:
-        tradefence_run.secrets.add(tradefence_run.options.token_file.read(), "$REFRESH_TOKEN")
     if target.is_emulator:
         credentials = code_flow(target, tradefence_http, login_hint=SUITE_SUBJECT, now=tradefence_run.now)
     else:

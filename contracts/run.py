@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ import requests
 
 from contracts.checking import CheckedSession, OperationMatcher, violation
 from contracts.credentials import Credentials, TokenFile
+from contracts.report import Finding, render
 from contracts.safety import (
     DEFAULT_BUDGET,
     Cleanup,
@@ -62,6 +64,7 @@ class RunOptions:
     webhook_url: str | None = None
     token_file: TokenFile | None = None
     budget: Decimal = DEFAULT_BUDGET
+    report: str | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config, environ: Mapping[str, str] = os.environ) -> RunOptions:
@@ -73,7 +76,8 @@ class RunOptions:
                    wait_budget=config.getoption("--contract-wait-budget"), ca=ca or None,
                    webhook_url=config.getoption("--contract-webhook-url"),
                    token_file=TokenFile(Path(path)) if (path := config.getoption("--contract-token-file")) else None,
-                   budget=Decimal(str(config.getoption("--contract-budget"))))
+                   budget=Decimal(str(config.getoption("--contract-budget"))),
+                   report=config.getoption("--contract-report"))
 
     @property
     def verify(self) -> str | bool:
@@ -101,6 +105,9 @@ class ContractRun:
     ledger: Ledger = field(init=False)
     guard: Guard = field(init=False)
     cleanup: Cleanup | None = None  # what the cleanup at the end did
+    findings: list[Finding] = field(default_factory=list)  # what failed tests found, for the drift report
+    outcomes: Counter[str] = field(default_factory=Counter)
+    skips: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.politeness = Politeness(self.options.wait_budget, seed=self.options.seed, now=self.now)
@@ -184,6 +191,12 @@ class ContractRun:
             return "the account's owner holds or trades every symbol the suite trades: trading tests skipped"
         return None
 
+    def operation_named(self, label: str) -> str:
+        """schemathesis's `POST /orders` → `createOrder` (the label itself when the spec has no such operation)."""
+        method, _, path = label.partition(" ")
+        return next((op.operation_id for op in self.document.operations if op.method == method and op.path == path),
+                    label)
+
     def describe(self, request: requests.PreparedRequest) -> str:
         path = urlsplit(request.url).path
         operation = self.matcher.match(request.method or "GET", path)
@@ -249,12 +262,24 @@ class ContractRun:
         session.mount("https://", self.adapter)
         session.verify = self.options.verify
 
+    def report(self) -> str:
+        """The drift report (Markdown), unmasked: the caller masks it on its way out. It lists every order id."""
+        tagged = [i for i in self.ledger.client_order_ids() if self.ledger.owns(i)]
+        facts = [("Target", f"{self.target.name} (API `{self.target.api_url}`)"),
+                 ("Started", self.started.isoformat(timespec="seconds")),
+                 *((line.split(": ", 1)[0].capitalize(), line.split(": ", 1)[1]) for line in self.summary()[1:]
+                   if ": " in line and not line.startswith(" ") and not line.startswith("orders placed")),
+                 ("Orders placed", f"{len(tagged)}: `{compact(tagged, self.ledger.prefix)}`" if tagged else
+                  f"none (prefix `{self.ledger.prefix}`)")]
+        return render(title=f"Tradefence contract run against {self.target.name}", facts=facts, found=self.findings,
+                      outcomes=self.outcomes, skips=self.skips)
+
     def summary(self) -> list[str]:
         lines = [f"target: {self.target.name} (API {self.target.api_url})",
                  f"polite client: {self.politeness.summary()}"]
         tagged = [i for i in self.ledger.client_order_ids() if self.ledger.owns(i)]
         lines.append(f"orders placed: {len(tagged)} with client_order_id prefix {self.ledger.prefix}"
-                     + (f": {compact(tagged, self.ledger.prefix)}" if tagged else ""))
+                     + (f", {min(tagged)} … {max(tagged)} (every one in --contract-report)" if tagged else ""))
         if (untagged := len(self.ledger.orders) - len(tagged)) > 0:
             lines.append(f"  and {untagged} the target placed for the run's position updates (no client_order_id)")
         if self.guard.held_back:

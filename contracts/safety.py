@@ -425,8 +425,12 @@ class Shaper:
 
     def _symbol(self, symbol: str) -> str:
         """The owner's symbols (on a guest's account: all) become one of the run's, picked by the drawn one, so it
-        repeats with the draw."""
-        mine = self._symbols()
-        if not mine or (symbol not in self._holdings().symbols and not self._small):
+        repeats with the draw. Shaping runs while schemathesis builds its tests: when the holdings cannot be read
+        the case stays as drawn, and the guard stops it when it would be sent."""
+        try:
+            taken, mine = self._holdings().symbols, self._symbols()
+        except (AssertionError, requests.RequestException):
+            return symbol
+        if not mine or (symbol not in taken and not self._small):
             return symbol
         return mine[sum(map(ord, symbol)) % len(mine)]

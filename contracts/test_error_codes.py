@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from contracts import pricing
-from contracts.checking import CheckedSession, violation
+from contracts.checking import CheckedSession, ContractViolation, violation
 from contracts.control import ControlPlane
 from contracts.credentials import code_flow
 from contracts.plugin import API_TAGS, SUITE_SUBJECT
@@ -146,7 +146,8 @@ def test_2001_burst_then_backoff_recovers(tradefence_impatient_api: CheckedSessi
                 if header not in response.headers:
                     raise violation("getAccount", f"{header} header", response, "missing on a /v1 response")
         if refused is None:
-            pytest.fail("[getAccount] 2001: no 429 after a burst")
+            raise ContractViolation("getAccount", "2001 after a burst", "a 429 once the burst passes the limit",
+                                    "no 429", "")
         error = expect_error(refused, "getAccount", 429, 2001)
         retry_after = refused.headers.get("Retry-After", "")
         if not retry_after.isdigit() or int(retry_after) < 1:

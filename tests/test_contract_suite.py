@@ -84,19 +84,26 @@ def test_the_suite_passes_behind_the_face_with_the_market_closed(tmp_path: Path)
 
 
 def test_no_secret_is_printed_when_the_suite_fails(open_face: Face, tmp_path: Path) -> None:
-    """Failures print curl reproducers, Hypothesis's falsifying examples and (with -l) every local: none shows a
-    token or the client secret; the reproducers say $TOKEN."""
+    """Failures print curl reproducers, Hypothesis's falsifying examples and (with -l) every local, and go to the
+    drift report and the job's step summary: none shows a token or the client secret; reproducers say $TOKEN."""
     user = login(open_face.url)
     kept = tmp_path / "token"
     fault = requests.post(f"{open_face.behind}/_mock/faults", json={"path": "^/v1/(account|orders)", "status": 500},
                           timeout=10)
     assert fault.status_code == 201, fault.text
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("earlier step\n")
     try:
         result = run_contracts(open_face.url, "--contract-examples=3", "--contract-token-file", str(kept), "-l",
-                               "--junitxml", str(tmp_path / "junit.xml"), env=user.environment())
+                               "--junitxml", str(tmp_path / "junit.xml"), "--contract-report",
+                               str(tmp_path / "drift.md"), env={**user.environment(),
+                                                                "GITHUB_STEP_SUMMARY": str(summary)})
     finally:
         requests.delete(f"{open_face.behind}/_mock/faults", timeout=10)
-    output = result.stdout + result.stderr + (tmp_path / "junit.xml").read_text()
+    report = (tmp_path / "drift.md").read_text()
+    assert summary.read_text() == "earlier step\n" + report  # appended, as GitHub wants
+    assert "**Drift:" in report and "### `getAccount`" in report and "500: " in report
+    output = result.stdout + result.stderr + (tmp_path / "junit.xml").read_text() + report
     assert result.returncode == 1 and "500" in output
     assert "$TOKEN" in output
     for secret in (user.refresh_token, user.access_token, kept.read_text().strip()):
