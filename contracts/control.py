@@ -27,12 +27,13 @@ class ControlPlane:
     def __init__(self, base_url: str, *, verify: str | bool = True, token: str | None = None) -> None:
         self.base_url = base_url
         self._http = requests.Session()
-        self._http.verify = verify
+        self._verify = verify  # per request: requests lets REQUESTS_CA_BUNDLE override a session's `verify`
         if token:  # an emulator listening beyond loopback (TRADEFENCE_CONTROL_TOKEN)
             self._http.headers["Authorization"] = f"Bearer {token}"
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = self._http.request(method, f"{self.base_url}/_mock{path}", json=body, timeout=15)
+        response = self._http.request(method, f"{self.base_url}/_mock{path}", json=body, timeout=15,
+                                      verify=self._verify)
         if response.status_code >= 300:
             raise AssertionError(f"control plane {method} /_mock{path} answered {response.status_code}: "
                                  f"{response.text[:300]}")
@@ -92,7 +93,7 @@ class ControlPlane:
         return self._call("POST", "/webhooks", {"url": url})
 
     def remove_webhook(self, endpoint_id: str) -> None:
-        response = self._http.delete(f"{self.base_url}/_mock/webhooks/{endpoint_id}", timeout=15)
+        response = self._http.delete(f"{self.base_url}/_mock/webhooks/{endpoint_id}", timeout=15, verify=self._verify)
         if response.status_code >= 300:
             raise AssertionError(f"control plane DELETE /_mock/webhooks answered {response.status_code}")
 

@@ -31,6 +31,7 @@ from contracts.safety import (
     compact,
     read_holdings,
     run_prefix,
+    undo,
 )
 from contracts.secrets import Secrets
 from contracts.strategies import SYMBOLS
@@ -120,9 +121,9 @@ class ContractRun:
         budget = None if self.target.is_emulator or self.options.destructive else self.options.budget
         self.guard = Guard(self.document, self.ledger, holdings=self.holdings, ask=self.ask, budget=budget)
         self.adapter = TargetAdapter(self.politeness, guard=self.check_request, observe=self.observe,
-                                     describe=self.describe)
+                                     describe=self.describe, verify=self.options.verify)
         self.impatient = TargetAdapter(self.politeness, guard=self.check_request, observe=self.observe,
-                                       describe=self.describe, patient=False)
+                                       describe=self.describe, patient=False, verify=self.options.verify)
         self.shaper = Shaper(self.document, self.ledger, self.holdings, self.symbols, small=budget is not None)
         self._holdings: Holdings | None = None
         self._asks: dict[str, tuple[datetime, Decimal | None]] = {}
@@ -178,6 +179,13 @@ class ContractRun:
             market_open = clock.status_code == 200 and clock.json().get("is_open") is True
             self.cleanup = clean_up(api, self.target.api_url, self.ledger, since=self.started - CLOCK_SKEW,
                                     market_open=market_open)
+
+    def undo(self, ids: list[str]) -> Cleanup:
+        """Undo what these orders of the run did (a test's or an example's own): cancel, sell back."""
+        with self.api() as api:
+            clock = api.get(f"{self.target.api_url}/market/clock", timeout=15)
+            market_open = clock.status_code == 200 and clock.json().get("is_open") is True
+            return undo(api, self.target.api_url, self.ledger, ids, market_open=market_open)
 
     def trading_skip_reason(self) -> str | None:
         """Why the run must not trade on this account, if it must not: too little buying power for its budget, or

@@ -112,13 +112,15 @@ class Ledger:
             if isinstance(order, dict) and order.get("id") in self.orders:
                 self.orders[order["id"]] = order
 
-    def open_ids(self) -> list[str]:
-        return [order_id for order_id, order in self.orders.items() if order.get("status") not in FINAL]
+    def open_ids(self, ids: Iterable[str] | None = None) -> list[str]:
+        chosen = self.orders if ids is None else {i: self.orders[i] for i in ids if i in self.orders}
+        return [order_id for order_id, order in chosen.items() if order.get("status") not in FINAL]
 
-    def bought(self) -> dict[str, int]:
-        """Shares the run bought less those it sold, per symbol, by the fills its orders report."""
+    def bought(self, ids: Iterable[str] | None = None) -> dict[str, int]:
+        """Shares the run (or those of its orders) bought less those it sold, per symbol, by the fills reported."""
         net: dict[str, int] = {}
-        for order in self.orders.values():
+        chosen = self.orders.values() if ids is None else [self.orders[i] for i in ids if i in self.orders]
+        for order in chosen:
             filled = sum(int(fill.get("quantity", 0)) for fill in order.get("fills") or [] if isinstance(fill, dict))
             sign = 1 if order.get("side") == "BUY" else -1
             if filled and isinstance(order.get("symbol"), str):
@@ -277,7 +279,6 @@ def clean_up(api: requests.Session, api_url: str, ledger: Ledger, *, since: date
     """Cancel the run's open orders and sell back exactly the shares it bought: the orders it knows, and those
     listed under its prefix whose answer it never got (a timeout, an interrupted run). Orders come newest first,
     so the listing stops at the first one older than the run."""
-    done = Cleanup()
     cursor: str | None = None
     while True:
         page = api.get(f"{api_url}/orders", params={"limit": 100, **({"cursor": cursor} if cursor else {})},
@@ -291,7 +292,14 @@ def clean_up(api: requests.Session, api_url: str, ledger: Ledger, *, since: date
         cursor = body.get("next_cursor") if body.get("has_more") and not older else None
         if not cursor:
             break
-    for order_id in ledger.open_ids():
+    return undo(api, api_url, ledger, list(ledger.orders), market_open=market_open)
+
+
+def undo(api: requests.Session, api_url: str, ledger: Ledger, ids: list[str], *, market_open: bool) -> Cleanup:
+    """Cancel those of the run's orders that still work, then sell back the shares they bought (never more than
+    the account holds)."""
+    done = Cleanup()
+    for order_id in ledger.open_ids(ids):
         cancelled = api.delete(f"{api_url}/orders/{order_id}", timeout=15)
         if cancelled.status_code == 200:
             done.cancelled += 1
@@ -299,7 +307,7 @@ def clean_up(api: requests.Session, api_url: str, ledger: Ledger, *, since: date
         read = api.get(f"{api_url}/orders/{order_id}", timeout=15)  # filled meanwhile, or gone (an emulator reset)
         if read.status_code == 200 and read.json().get("status") not in FINAL:
             done.left.append(f"order {order_id} could not be cancelled ({cancelled.status_code})")
-    for symbol, quantity in sorted(ledger.bought().items()):
+    for symbol, quantity in sorted(ledger.bought(ids).items()):
         held = api.get(f"{api_url}/positions/{symbol}", timeout=15) if quantity > 0 else None
         quantity = min(quantity, int(held.json().get("quantity", 0))) if held and held.status_code == 200 else 0
         if quantity <= 0:

@@ -125,10 +125,13 @@ class TargetAdapter(HTTPAdapter):
 
     def __init__(self, politeness: Politeness, *, guard: Callable[[requests.PreparedRequest], None] | None = None,
                  observe: Callable[[requests.Response], None] | None = None,
-                 describe: Callable[[requests.PreparedRequest], str] = describe, patient: bool = True) -> None:
+                 describe: Callable[[requests.PreparedRequest], str] = describe, patient: bool = True,
+                 verify: str | bool | None = None) -> None:
         super().__init__()
         self.politeness = politeness
         self.patient = patient  # False: every refusal is handed back at once (for tests that provoke them)
+        # The run's CA, whatever the session says: requests lets REQUESTS_CA_BUNDLE override a session's `verify`.
+        self._verify = verify
         self._guard = guard
         self._observe = observe
         self._describe = describe
@@ -136,6 +139,8 @@ class TargetAdapter(HTTPAdapter):
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         if self._guard is not None:
             self._guard(request)
+        if self._verify is not None:
+            kwargs["verify"] = self._verify
         attempt = 0
         while True:
             response = super().send(request, *args, **kwargs)
