@@ -82,19 +82,6 @@ def face():
         yield face
 
 
-def test_runs_in_a_row_keep_the_rotated_refresh_token(face, tmp_path: Path) -> None:
-    """The CI secret seeds the token file once; each run refreshes once and keeps the rotated token there, so the
-    next run (whose TRADEFENCE_REFRESH_TOKEN is long spent) still signs in."""
-    seed = login(face.url)
-    kept = tmp_path / "refresh-token"
-    for _ in range(2):
-        result = run_contracts(face.url, "--contract-token-file", str(kept), "-k", "getQuote",
-                               env=seed.environment())
-        assert result.returncode == 0, result.stdout[-3000:]
-        assert kept.read_text().strip() not in ("", seed.refresh_token)
-    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
-
-
 def test_spent_credentials_fail_the_run_saying_how_to_reseed(face, tmp_path: Path) -> None:
     seed = login(face.url)
     kept = tmp_path / "refresh-token"

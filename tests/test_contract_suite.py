@@ -64,7 +64,7 @@ def test_the_suite_passes_behind_the_face_and_leaves_the_owner_s_portfolio_exact
     user = login(open_face.url)
     resting = seed_portfolio(open_face, user)
     before = portfolio(open_face, user)
-    result = run_contracts(open_face.url, "--contract-examples=5", "--contract-token-file", str(tmp_path / "token"),
+    result = run_contracts(open_face.url, "--contract-examples=3", "--contract-token-file", str(tmp_path / "token"),
                            env=user.environment())
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "polite client:" in result.stdout and "orders placed:" in result.stdout
@@ -77,10 +77,27 @@ def test_the_suite_passes_behind_the_face_and_leaves_the_owner_s_portfolio_exact
 def test_the_suite_passes_behind_the_face_with_the_market_closed(tmp_path: Path) -> None:
     """Closed through the emulator's config, behind the face: tests that need fills check 1003 instead."""
     with sandbox_face(market="closed") as face:
-        result = run_contracts(face.url, "--contract-examples=5", "--contract-token-file", str(tmp_path / "token"),
+        result = run_contracts(face.url, "--contract-examples=3", "--contract-token-file", str(tmp_path / "token"),
                                env=login(face.url).environment())
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "runs when the market is closed" not in result.stdout  # test_1003 ran
+
+
+def test_ten_runs_in_a_row_on_one_rate_limited_account_pass(open_face: Face, tmp_path: Path) -> None:
+    """Nightly runs against one long-lived, rate-limited sandbox: each draws only from its own objects (no
+    FlakyStrategyDefinition from what an earlier run left), keeps the rotated refresh token for the next, and leaves
+    the account as it found it. The stateful and property tests are the ones whose draws could depend on it."""
+    user = login(open_face.url, subject="nightly-owner")
+    seed_portfolio(open_face, user)
+    before = portfolio(open_face, user)
+    kept = tmp_path / "token"
+    for night in range(10):
+        result = run_contracts(open_face.url, "--contract-examples=2", "--contract-token-file", str(kept),
+                               env=user.environment(),  # the secret's refresh token is spent after the first night
+                               paths=["contracts/test_stateful.py", "contracts/test_properties.py"])
+        assert result.returncode == 0, (night, result.stdout[-5000:])
+    assert portfolio(open_face, user) == before
+    assert not [o for o in run_orders(open_face, "nightly-owner") if o["status"] in ("OPEN", "PARTIALLY_FILLED")]
 
 
 def test_no_secret_is_printed_when_the_suite_fails(open_face: Face, tmp_path: Path) -> None:
@@ -94,7 +111,7 @@ def test_no_secret_is_printed_when_the_suite_fails(open_face: Face, tmp_path: Pa
     summary = tmp_path / "step-summary.md"
     summary.write_text("earlier step\n")
     try:
-        result = run_contracts(open_face.url, "--contract-examples=3", "--contract-token-file", str(kept), "-l",
+        result = run_contracts(open_face.url, "--contract-examples=2", "--contract-token-file", str(kept), "-l",
                                "--junitxml", str(tmp_path / "junit.xml"), "--contract-report",
                                str(tmp_path / "drift.md"), env={**user.environment(),
                                                                 "GITHUB_STEP_SUMMARY": str(summary)})
@@ -155,7 +172,9 @@ def test_a_running_emulator_is_left_as_the_suite_found_it(tmp_path: Path) -> Non
     with console_script("--seed", "3", env={**os.environ, "TRADEFENCE_MARKET_MODE": "nyse"}) as (_, url):
         requests.post(f"{url}/_mock/accounts", json={"subject": "the-user"}, timeout=10)
         before = emulator_setting(url)
-        result = run_contracts(url, "--contract-examples=3")
+        # The tests that move the clock (expiry), close the market, freeze it (cash) and sign in as others (OAuth)
+        result = run_contracts(url, "--contract-examples=2", paths=[
+            "contracts/test_error_codes.py", "contracts/test_oauth.py", "contracts/test_properties.py"])
         after = emulator_setting(url)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert after["accounts"] == before["accounts"] == ["acc_the-user"]
