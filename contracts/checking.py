@@ -63,6 +63,12 @@ def curl(request: requests.PreparedRequest) -> str:
     return " ".join(parts)
 
 
+def request_path(request: requests.PreparedRequest) -> str:
+    """The URL path a prepared request goes to (requests types its URL as str or bytes)."""
+    url = request.url or ""
+    return urlsplit(url if isinstance(url, str) else url.decode()).path
+
+
 def violation(operation: str, check: str, response: requests.Response, detail: str) -> ContractViolation:
     """A violation seen in `response`: `detail` says what was expected."""
     return ContractViolation(operation, check, detail, f"{response.status_code}: {response.text[:400]}",
@@ -125,7 +131,7 @@ class CheckedSession(requests.Session):
     def check(self, response: requests.Response) -> None:
         request = response.request
         method = request.method or "GET"
-        path = urlsplit(str(request.url)).path
+        path = request_path(request)
         operation = self._matcher.match(method, path)
         label = operation.operation_id if operation else f"{method} {path}"
         if "X-Request-Id" not in response.headers:

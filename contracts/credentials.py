@@ -179,12 +179,12 @@ def _checked_access_token(target: Target, http: requests.Session, client_id: str
             "TRADEFENCE_ACCESS_TOKEN was refused (401): it expired or was revoked. Give a fresh one, or a refresh "
             "token with --contract-token-file so the suite gets its own")
     claims = _claims(access)
-    scope = claims.get("scope") if isinstance(claims.get("scope"), str) else SCOPES
-    issued, expires = claims.get("iat"), claims.get("exp")
-    lifetime = float(expires) - float(issued) if isinstance(issued, int | float) and isinstance(
-        expires, int | float) else None
-    issued_at = datetime.fromtimestamp(float(issued), now().tzinfo) if lifetime is not None else None
-    return Credentials(client_id, client_secret, access, None, frozenset(scope.split()), issued_at, lifetime)
+    scope, issued, expires = claims.get("scope"), claims.get("iat"), claims.get("exp")
+    scopes = frozenset((scope if isinstance(scope, str) else SCOPES).split())
+    if isinstance(issued, int | float) and isinstance(expires, int | float):
+        return Credentials(client_id, client_secret, access, None, scopes,
+                           datetime.fromtimestamp(issued, now().tzinfo), float(expires - issued))
+    return Credentials(client_id, client_secret, access, None, scopes)
 
 
 def _token_body(response: requests.Response) -> dict[str, object]:

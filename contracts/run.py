@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from contracts.checking import CheckedSession, OperationMatcher, violation
+from contracts.checking import CheckedSession, OperationMatcher, request_path, violation
 from contracts.credentials import Credentials, TokenFile
 from contracts.report import Finding, render
 from contracts.safety import (
@@ -134,7 +134,7 @@ class ContractRun:
 
     def check_request(self, request: requests.PreparedRequest) -> None:
         """Before a request with the run's token is sent: is it the run's to send?"""
-        operation = self.matcher.match(request.method or "GET", urlsplit(request.url).path)
+        operation = self.matcher.match(request.method or "GET", request_path(request))
         if operation is not None and self._own_token(request):
             self.guard.check(operation, request)
 
@@ -206,18 +206,18 @@ class ContractRun:
                     label)
 
     def describe(self, request: requests.PreparedRequest) -> str:
-        path = urlsplit(request.url).path
+        path = request_path(request)
         operation = self.matcher.match(request.method or "GET", path)
         return operation.operation_id if operation else f"{request.method} {path}"
 
     def observe(self, response: requests.Response) -> None:
         """Every final answer the run gets: tokens from the auth server are secrets from now on; orders the run
         created go into its ledger; a 401 or 403 for the run's own valid token is drift, not a refusal to accept."""
-        operation = self.matcher.match(response.request.method or "GET", urlsplit(response.request.url).path)
+        operation = self.matcher.match(response.request.method or "GET", request_path(response.request))
         if operation is not None and operation.operation_id in LEDGER_OPERATIONS and self._own_token(response.request):
             with contextlib.suppress(ValueError):
                 self.ledger.observe(operation.operation_id, response.status_code, response.json())
-        if response.status_code == 200 and urlsplit(response.request.url).path.endswith("/token"):
+        if response.status_code == 200 and request_path(response.request).endswith("/token"):
             try:
                 body = response.json()
             except ValueError:
@@ -233,7 +233,7 @@ class ContractRun:
     def _refused_own_token(self, response: requests.Response, credentials: Credentials) -> None:
         what = self.describe(response.request)
         if response.status_code == 403:
-            operation = self.matcher.match(response.request.method or "GET", urlsplit(response.request.url).path)
+            operation = self.matcher.match(response.request.method or "GET", request_path(response.request))
             if operation is not None and set(operation.scopes) <= credentials.scopes:
                 raise violation(what, "scopes honoured", response,
                                 f"403 for the run's token, which holds {' '.join(sorted(credentials.scopes))}; "

@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import hypothesis
 import requests
 
+from contracts.checking import request_path
 from mock_server.spec.document import Operation, SpecDocument
 from mock_server.spec.validation import SchemaValidator
 
@@ -163,7 +164,7 @@ class Guard:
     def check(self, operation: Operation, request: requests.PreparedRequest) -> None:
         if operation.operation_id not in MUTATING:
             return
-        path = urlsplit(request.url).path
+        path = request_path(request)
         problem = self._problem(operation.operation_id, path, _json(request.body))
         if problem is not None:
             what = f"{request.method} {path}"
@@ -256,7 +257,7 @@ def read_holdings(api: requests.Session, api_url: str) -> Holdings:
     open_orders: dict[str, str] = {}
     cursor: str | None = None
     while True:
-        params = {"status": "open", "limit": 500, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, str | int] = {"status": "open", "limit": 500, **({"cursor": cursor} if cursor else {})}
         page = _ok(api.get(f"{api_url}/orders", params=params, timeout=15), "listOrders")
         open_orders.update({order["id"]: order["symbol"] for order in page.get("data") or []})
         cursor = page.get("next_cursor") if page.get("has_more") else None
@@ -281,8 +282,8 @@ def clean_up(api: requests.Session, api_url: str, ledger: Ledger, *, since: date
     so the listing stops at the first one older than the run."""
     cursor: str | None = None
     while True:
-        page = api.get(f"{api_url}/orders", params={"limit": 100, **({"cursor": cursor} if cursor else {})},
-                       timeout=15)
+        params: dict[str, str | int] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        page = api.get(f"{api_url}/orders", params=params, timeout=15)
         body = page.json() if page.status_code == 200 else {}
         orders = [order for order in body.get("data") or [] if isinstance(order, dict)]
         for order in orders:
@@ -360,16 +361,14 @@ def compact(ids: Iterable[str], prefix: str) -> str:
     """The run's client_order_ids as `prefix` + runs of numbers: `tfc-…-{0001..0040, 0042, 0044..0137}`."""
     numbers = sorted({int(i.removeprefix(prefix)) for i in ids if i.startswith(prefix) and
                       i.removeprefix(prefix).isdigit()})
-    runs: list[str] = []
-    start = previous = None
-    for number in [*numbers, None]:
-        if start is not None and (number is None or number != previous + 1):
-            runs.append(f"{start:04d}" if start == previous else f"{start:04d}..{previous:04d}")
-            start = None
-        if number is not None and start is None:
-            start = number
-        previous = number
-    return f"{prefix}{{{', '.join(runs)}}}"
+    runs: list[tuple[int, int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], number)
+        else:
+            runs.append((number, number))
+    shown = [f"{first:04d}" if first == last else f"{first:04d}..{last:04d}" for first, last in runs]
+    return f"{prefix}{{{', '.join(shown)}}}"
 
 
 class Shaper:

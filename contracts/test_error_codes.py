@@ -60,7 +60,7 @@ def test_1001_every_secured_operation_refuses_a_missing_or_bad_token(tradefence_
     kind of token, never an order (nothing passes authentication)."""
     path = re.sub(r"\{(\w+)\}", lambda m: PLACEHOLDERS.get(m.group(1), "x"), operation.path)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    body = {} if operation.body_schema is not None else None
+    body: dict[str, object] | None = {} if operation.body_schema is not None else None
     response = tradefence_anonymous_api.request(operation.method, path, json=body, headers=headers)
     expect_error(response, operation.operation_id, 401, 1001)
     if not response.headers.get("WWW-Authenticate", "").startswith("Bearer"):

@@ -24,7 +24,7 @@ import requests
 import websocket
 from requests.adapters import HTTPAdapter
 
-from contracts.checking import ContractViolation, violation
+from contracts.checking import ContractViolation, request_path, violation
 
 RETRY_STATUSES = (429, 503)
 IDEMPOTENT_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
@@ -109,7 +109,7 @@ class Politeness:
 
 
 def describe(request: requests.PreparedRequest) -> str:
-    return f"{request.method} {urlsplit(str(request.url)).path}"
+    return f"{request.method} {request_path(request)}"
 
 
 def resendable(request: requests.PreparedRequest, status: int) -> bool:
