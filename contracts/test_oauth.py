@@ -85,9 +85,10 @@ def _authorize(target: Target, http: requests.Session, client_id: str, **extra: 
 
 def _code(target: Target, http: requests.Session, client_id: str, **extra: str) -> str:
     response = _authorize(target, http, client_id, **extra)
-    if response.status_code != 302:
-        raise violation("authorize", "approval redirects with a code", response, "expected 302")
-    return parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
+    codes = parse_qs(urlsplit(response.headers.get("Location", "")).query).get("code")
+    if response.status_code != 302 or not codes:
+        raise violation("authorize", "approval redirects with a code", response, "expected 302 to ?code=...")
+    return codes[0]
 
 
 def test_code_is_single_use(approving: tuple[str, str], tradefence_target: Target,
