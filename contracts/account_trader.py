@@ -8,8 +8,8 @@ and stays within a budget; `clean_up` leaves the account as the example found it
 
 from __future__ import annotations
 
-import itertools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -55,10 +55,14 @@ def error_code(response: requests.Response) -> int | None:
 class Trader:
     """One example's session with the target, and the model of the account it keeps."""
 
-    def __init__(self, api: CheckedSession, run_id: str) -> None:
+    def __init__(self, api: CheckedSession, run_id: str, own_id: Callable[[], str],
+                 budget: Decimal | None = None) -> None:
         self.api = api
         self.run_id = run_id
-        self.counter = itertools.count(1)
+        self._own_id = own_id  # the contract run's client_order_ids: its per-run prefix, its cleanup's to find
+        # Within the run's budget on a guest's account (the guard would not send more), else the example's own.
+        self.example_budget = min(EXAMPLE_BUDGET, budget) if budget is not None else EXAMPLE_BUDGET
+        self.order_budget = min(ORDER_BUDGET, self.example_budget / 2)
         self.model: AccountModel | None = None
         self.market_open = True
         self.buying_power = Decimal(0)
@@ -68,7 +72,7 @@ class Trader:
 
 
     def own_id(self) -> str:
-        return f"ct-{self.run_id}-{next(self.counter)}"
+        return self._own_id()
 
     def quote(self, symbol: str) -> dict[str, Any]:
         response = self.api.get(f"/market/quotes/{symbol}")
@@ -149,7 +153,7 @@ class Trader:
 
     def affordable(self, cost: Decimal, planned: Planned) -> bool:
         """Within the run's budget and the account's buying power, counting what this step already plans."""
-        return (self.commitment() + planned.cost + cost <= EXAMPLE_BUDGET
+        return (self.commitment() + planned.cost + cost <= self.example_budget
                 and planned.cost + cost <= self.buying_power)
 
     def prepare(self, plan: Plan, planned: Planned) -> tuple[dict[str, Any] | None, str, str]:
@@ -164,7 +168,7 @@ class Trader:
                 return None, "", "not sent: it might sell shares the run does not own"
             return pricing.body(plan, quote, plan.quantity, self.own_id()), "1006", ""
         unit = pricing.buy_commitment(pricing.body(plan, quote, 1, "x"), quote)
-        quantity = min(plan.quantity, int(ORDER_BUDGET // unit))
+        quantity = min(plan.quantity, int(self.order_budget // unit))
         if quantity < 1 or not self.affordable(unit * quantity, planned):
             return None, "", "not sent: over the run's budget or buying power"
         planned.cost += unit * quantity

@@ -18,9 +18,10 @@ it did at the end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -160,12 +161,30 @@ class Guard:
         self._position = SchemaValidator(document, document.schema_ref("PositionUpdateRequest"))
         self._batch = SchemaValidator(document, document.schema_ref("BatchRequest"))
         self.held_back: list[str] = []
+        self._refusal_expected = False
+        self._replayable: set[tuple[str, bytes]] = set()  # (Idempotency-Key, body) already sent: a replay costs nothing
+
+    @contextlib.contextmanager
+    def expecting_refusal(self) -> Iterator[None]:
+        """For a check that sends an order the target must refuse for its size (1002): the budget does not stop
+        it. The order must rest far from the market, and the check cancels it at once should it be accepted."""
+        self._refusal_expected = True
+        try:
+            yield
+        finally:
+            self._refusal_expected = False
 
     def check(self, operation: Operation, request: requests.PreparedRequest) -> None:
         if operation.operation_id not in MUTATING:
             return
         path = request_path(request)
+        body = request.body.encode() if isinstance(request.body, str) else request.body or b""
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and (key, body) in self._replayable:
+            return  # the same request again: the target answers what it answered (checking that is another test)
         problem = self._problem(operation.operation_id, path, _json(request.body))
+        if problem is None and key is not None:
+            self._replayable.add((key, body))
         if problem is not None:
             what = f"{request.method} {path}"
             self.held_back.append(f"{what}: {problem}")
@@ -218,7 +237,7 @@ class Guard:
         return None
 
     def _over_budget(self, cost: Decimal, extra: Decimal) -> str | None:
-        if self.budget is None or cost == 0:
+        if self.budget is None or cost == 0 or self._refusal_expected:
             return None
         committed = self._ledger.committed() + extra
         if committed + cost > self.budget:

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -18,7 +17,6 @@ from contracts.control import ControlPlane
 from contracts.credentials import code_flow
 from contracts.plugin import API_TAGS, SUITE_SUBJECT
 from contracts.run import ContractRun
-from contracts.strategies import SYMBOLS
 from contracts.targets import Target
 from mock_server.spec.document import Operation, SpecDocument
 
@@ -174,13 +172,14 @@ def test_1005_missing_scope(tradefence_anonymous_api: CheckedSession, tradefence
         raise violation("createOrder", "1005 WWW-Authenticate", response, 'no error="insufficient_scope"')
 
 
-def far_from_the_market(api: CheckedSession, symbol: str, side: str, quantity: int) -> dict:
-    """A LIMIT order priced from the symbol's quote so far from the market that it cannot fill during a run."""
+def far_from_the_market(api: CheckedSession, run: ContractRun, symbol: str, side: str, quantity: int) -> dict:
+    """A LIMIT order of the run's, priced from the symbol's quote so far from the market that it cannot fill during
+    a run."""
     quote = api.get(f"/market/quotes/{symbol}")
     if quote.status_code != 200:
         raise violation("getQuote", "a listed symbol has a quote", quote, "expected 200")
     plan = pricing.Plan(symbol, side, "LIMIT", "DAY", quantity, False, Decimal("0.5"), False)
-    return pricing.body(plan, quote.json(), quantity, f"ct-{uuid.uuid4().hex[:10]}-code")
+    return pricing.body(plan, quote.json(), quantity, run.ledger.next_client_order_id())
 
 
 def refused_never_filled(api: CheckedSession, order: dict, operation: str, code: int) -> None:
@@ -192,29 +191,35 @@ def refused_never_filled(api: CheckedSession, order: dict, operation: str, code:
     expect_error(response, operation, 422, code)
 
 
-def test_1002_beyond_buying_power(tradefence_api: CheckedSession) -> None:
+def test_1002_beyond_buying_power(tradefence_api: CheckedSession, tradefence_run: ContractRun,
+                                  tradefence_trading: tuple[str, ...]) -> None:
     """Open market: a LIMIT buy priced from the quote, resting far below the market, for one share more than
-    buying power pays for, gets 1002. Closed market: every order gets 1003 first (test_1003_closed_market)."""
+    buying power pays for, gets 1002. Closed market: every order gets 1003 first (test_1003_closed_market).
+    Past the run's budget by design: the target must refuse it, and it could not fill if accepted (then it is
+    cancelled at once)."""
     if not tradefence_api.get("/market/clock").json()["is_open"]:
         pytest.skip("the market is closed: every order gets 1003 before its cost is weighed")
     power = Decimal(str(tradefence_api.get("/account").json()["buying_power"]))
-    order = far_from_the_market(tradefence_api, "SPY", "BUY", 1)
+    order = far_from_the_market(tradefence_api, tradefence_run, tradefence_trading[0], "BUY", 1)
     quantity = int(power / Decimal(str(order["price"]))) + 1
     if quantity > 1_000_000:
         pytest.skip(f"buying power {power} is beyond what one order of at most 1,000,000 shares can exceed")
-    refused_never_filled(tradefence_api, {**order, "quantity": quantity}, "createOrder", 1002)
+    with tradefence_run.guard.expecting_refusal():
+        refused_never_filled(tradefence_api, {**order, "quantity": quantity}, "createOrder", 1002)
 
 
-def test_1006_sell_beyond_shares(tradefence_api: CheckedSession) -> None:
+def test_1006_sell_beyond_shares(tradefence_api: CheckedSession, tradefence_run: ContractRun,
+                                 tradefence_trading: tuple[str, ...]) -> None:
     """Open market: a LIMIT sell, resting far above the market, of a symbol the account holds none of gets 1006
     (short selling is not supported). Closed market: 1003 first, as above."""
     if not tradefence_api.get("/market/clock").json()["is_open"]:
         pytest.skip("the market is closed: every order gets 1003 before the position is weighed")
     held = {p["symbol"] for p in tradefence_api.get("/positions").json()["data"]}
-    symbol = next((s for s in SYMBOLS if s not in held), None)
+    symbol = next((s for s in tradefence_trading if s not in held), None)
     if symbol is None:
-        pytest.skip(f"the account holds every one of {SYMBOLS}")
-    refused_never_filled(tradefence_api, far_from_the_market(tradefence_api, symbol, "SELL", 1), "createOrder", 1006)
+        pytest.skip("the account holds every symbol the run may trade")
+    refused_never_filled(tradefence_api, far_from_the_market(tradefence_api, tradefence_run, symbol, "SELL", 1),
+                         "createOrder", 1006)
 
 
 @pytest.mark.parametrize(("body", "field"), [

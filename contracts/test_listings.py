@@ -13,7 +13,6 @@ rule above but completeness, which needs orders whose status the run knows).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -24,9 +23,9 @@ from hypothesis import strategies as st
 
 from contracts import pricing
 from contracts.checking import CheckedSession, violation
+from contracts.run import ContractRun
 from mock_server.spec.document import SpecDocument
 
-SYMBOLS = ("KO", "XOM")
 FINAL = frozenset({"FILLED", "CANCELLED", "REJECTED", "EXPIRED"})
 MAX_PAGES = 60  # a walk the run's orders cannot explain ends here
 
@@ -48,21 +47,30 @@ def place(api: CheckedSession, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def own_orders(tradefence_api: CheckedSession) -> Iterator[dict[str, dict[str, Any]]]:
+def symbols(tradefence_trading: tuple[str, ...]) -> tuple[str, str]:
+    """Two of the run's own symbols (none the account's owner holds or trades)."""
+    if len(tradefence_trading) < 2:
+        pytest.skip("needs two symbols the account's owner neither holds nor trades")
+    return tradefence_trading[0], tradefence_trading[1]
+
+
+@pytest.fixture
+def own_orders(tradefence_api: CheckedSession, tradefence_run: ContractRun,
+               symbols: tuple[str, str]) -> Iterator[dict[str, dict[str, Any]]]:
     """Nine orders of the run's own, by id, with their status read back; cancelled and sold back afterwards.
     Empty when the market is closed."""
     api = tradefence_api
     if not api.get("/market/clock").json()["is_open"]:
         yield {}
         return
-    run = uuid.uuid4().hex[:10]
     placed: list[dict[str, Any]] = []
-    bought: dict[str, int] = dict.fromkeys(SYMBOLS, 0)
+    bought: dict[str, int] = dict.fromkeys(symbols, 0)
+    first, second = symbols
 
     def order(symbol: str, side: str, kind: str, *, resting: bool = True, tif: str = "GTC") -> dict[str, Any]:
         quote = api.get(f"/market/quotes/{symbol}").json()
         plan = pricing.Plan(symbol, side, kind, tif, 1, not resting, Decimal("0.5"), False)
-        made = place(api, pricing.body(plan, quote, 1, f"ct-{run}-{len(placed) + 1}"))
+        made = place(api, pricing.body(plan, quote, 1, tradefence_run.ledger.next_client_order_id()))
         placed.append(made)
         if side == "BUY":
             bought[symbol] += made["filled_quantity"]
@@ -71,16 +79,16 @@ def own_orders(tradefence_api: CheckedSession) -> Iterator[dict[str, dict[str, A
         return made
 
     try:
-        order("KO", "BUY", "MARKET")
-        order("KO", "BUY", "MARKET")
-        order("XOM", "BUY", "MARKET")
-        order("KO", "SELL", "LIMIT")
-        order("KO", "BUY", "LIMIT")
-        api.delete(f"/orders/{order('XOM', 'BUY', 'LIMIT')['id']}")
-        order("XOM", "SELL", "LIMIT", tif="IOC")
-        order("XOM", "BUY", "LIMIT", tif="DAY")
-        order("KO", "SELL", "MARKET")
-        order("XOM", "SELL", "LIMIT")
+        order(first, "BUY", "MARKET")
+        order(first, "BUY", "MARKET")
+        order(second, "BUY", "MARKET")
+        order(first, "SELL", "LIMIT")
+        order(first, "BUY", "LIMIT")
+        api.delete(f"/orders/{order(second, 'BUY', 'LIMIT')['id']}")
+        order(second, "SELL", "LIMIT", tif="IOC")
+        order(second, "BUY", "LIMIT", tif="DAY")
+        order(first, "SELL", "MARKET")
+        order(second, "SELL", "LIMIT")
         yield {made["id"]: api.get(f"/orders/{made['id']}").json() for made in placed}
     finally:
         for made in placed:
@@ -88,7 +96,7 @@ def own_orders(tradefence_api: CheckedSession) -> Iterator[dict[str, dict[str, A
         for symbol, shares in bought.items():
             if shares > 0:
                 api.post("/orders", json={"symbol": symbol, "type": "MARKET", "side": "SELL", "quantity": shares,
-                                          "client_order_id": f"ct-{run}-back-{symbol}"})
+                                          "client_order_id": tradefence_run.ledger.next_client_order_id()})
 
 
 def walk(api: CheckedSession, own: dict[str, dict[str, Any]], status: str, symbol: str | None, side: str | None,
@@ -145,14 +153,14 @@ def status_filters(document: SpecDocument) -> list[str]:
 
 
 def test_every_walk_lists_exactly_the_filtered_set(tradefence_api: CheckedSession,
-                                                   own_orders: dict[str, dict[str, Any]],
+                                                   own_orders: dict[str, dict[str, Any]], symbols: tuple[str, str],
                                                    tradefence_spec_document: SpecDocument,
                                                    tradefence_examples: int) -> None:
     # A walk can only find a gap in a set that has every kind of member.
     assert not own_orders or {"OPEN", "FILLED", "CANCELLED"} <= {o["status"] for o in own_orders.values()}
 
     @given(status=st.sampled_from(status_filters(tradefence_spec_document)),
-           symbol=st.none() | st.sampled_from(SYMBOLS), side=st.none() | st.sampled_from(("BUY", "SELL")),
+           symbol=st.none() | st.sampled_from(symbols), side=st.none() | st.sampled_from(("BUY", "SELL")),
            limit=st.integers(1, 4))
     @settings(max_examples=tradefence_examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def filtered(status: str, symbol: str | None, side: str | None, limit: int) -> None:

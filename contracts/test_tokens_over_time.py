@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -132,25 +131,25 @@ def test_a_token_past_expires_in_is_refused(tradefence_run: ContractRun, tradefe
             plane.close()
 
 
-def writes(api: CheckedSession, read_only: dict[str, str]) -> dict[str, Callable[[], requests.Response]]:
-    """One harmless write per write operation, sent with the read-only token."""
-    run = uuid.uuid4().hex[:10]
+def writes(api: CheckedSession, read_only: dict[str, str], run: ContractRun,
+           symbol: str) -> dict[str, Callable[[], requests.Response]]:
+    """One harmless write per write operation, sent with the read-only token; what would trade is the run's."""
 
     def create_order() -> requests.Response:
-        quote = api.get("/market/quotes/KO")
+        quote = api.get(f"/market/quotes/{symbol}")
         if quote.status_code != 200:
             raise violation("getQuote", "a listed symbol has a quote", quote, "expected 200")
-        plan = pricing.Plan("KO", "BUY", "LIMIT", "DAY", 1, False, Decimal("0.5"), False)
-        response = api.post("/orders", json=pricing.body(plan, quote.json(), 1, f"ct-{run}-read-only"),
+        plan = pricing.Plan(symbol, "BUY", "LIMIT", "DAY", 1, False, Decimal("0.5"), False)
+        response = api.post("/orders", json=pricing.body(plan, quote.json(), 1, run.ledger.next_client_order_id()),
                             headers=read_only)
         if response.status_code == 201:
             api.delete(f"/orders/{response.json()['id']}")  # with the session's token
         return response
 
     def update_position() -> requests.Response:
-        held = api.get("/positions/KO")
+        held = api.get(f"/positions/{symbol}")
         quantity = held.json()["quantity"] if held.status_code == 200 else 0
-        return api.patch("/positions/KO", json={"target_quantity": quantity}, headers=read_only)
+        return api.patch(f"/positions/{symbol}", json={"target_quantity": quantity}, headers=read_only)
 
     return {
         "createOrder": create_order,
@@ -164,7 +163,8 @@ def writes(api: CheckedSession, read_only: dict[str, str]) -> dict[str, Callable
 def test_a_read_only_token_gets_1005_on_every_write(tradefence_run: ContractRun, tradefence_http: requests.Session,
                                                     tradefence_credentials: Credentials,
                                                     tradefence_api: CheckedSession,
-                                                    tradefence_spec_document: SpecDocument) -> None:
+                                                    tradefence_spec_document: SpecDocument,
+                                                    tradefence_trading: tuple[str, ...]) -> None:
     token = os.environ.get("TRADEFENCE_READ_ONLY_TOKEN")
     if token:
         tradefence_run.secrets.add(token, "$READ_ONLY_TOKEN")
@@ -175,7 +175,7 @@ def test_a_read_only_token_gets_1005_on_every_write(tradefence_run: ContractRun,
     read = tradefence_api.get("/account", headers=read_only)
     if read.status_code != 200:
         raise violation("getAccount", "a read-only token reads", read, "expected 200 with the trading:read scope")
-    sends = writes(tradefence_api, read_only)
+    sends = writes(tradefence_api, read_only, tradefence_run, tradefence_trading[0])
     secured = {op.operation_id for op in tradefence_spec_document.operations
                if op.tag in API_TAGS and "trading:write" in op.scopes}
     assert secured == set(sends), f"every write operation must be tried: {secured ^ set(sends)}"

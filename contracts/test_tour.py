@@ -10,7 +10,6 @@ naming the methods it does list (RFC 9110 section 15.5.6).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -19,6 +18,7 @@ import requests
 from contracts import pricing
 from contracts.checking import CheckedSession, violation
 from contracts.plugin import API_TAGS
+from contracts.run import ContractRun
 from contracts.test_headers import rate_headers
 from mock_server.spec.document import SpecDocument
 
@@ -26,22 +26,21 @@ UNKNOWN_ORDER = "ord_00000000000000000000000000"
 METHODS = ("PUT", "PATCH", "POST", "DELETE", "GET")
 
 
-def tour(api: CheckedSession) -> dict[str, Callable[[], requests.Response]]:
-    """One harmless request per /v1 operation, by operationId."""
-    run = uuid.uuid4().hex[:10]
+def tour(api: CheckedSession, run: ContractRun, symbol: str) -> dict[str, Callable[[], requests.Response]]:
+    """One harmless request per /v1 operation, by operationId; what trades is the run's (its ids, its symbol)."""
 
     def create_order() -> requests.Response:
-        quote = api.get("/market/quotes/KO").json()
-        plan = pricing.Plan("KO", "BUY", "LIMIT", "DAY", 1, False, Decimal("0.5"), False)
-        response = api.post("/orders", json=pricing.body(plan, quote, 1, f"ct-{run}-tour"))
+        quote = api.get(f"/market/quotes/{symbol}").json()
+        plan = pricing.Plan(symbol, "BUY", "LIMIT", "DAY", 1, False, Decimal("0.5"), False)
+        response = api.post("/orders", json=pricing.body(plan, quote, 1, run.ledger.next_client_order_id()))
         if response.status_code == 201:
             api.delete(f"/orders/{response.json()['id']}")
         return response
 
     def update_position() -> requests.Response:
-        held = api.get("/positions/KO")
+        held = api.get(f"/positions/{symbol}")
         quantity = held.json()["quantity"] if held.status_code == 200 else 0
-        return api.patch("/positions/KO", json={"target_quantity": quantity})  # where it is: no order
+        return api.patch(f"/positions/{symbol}", json={"target_quantity": quantity})  # where it is: no order
 
     return {
         "createOrder": create_order,
@@ -49,21 +48,23 @@ def tour(api: CheckedSession) -> dict[str, Callable[[], requests.Response]]:
         "getOrder": lambda: api.get(f"/orders/{UNKNOWN_ORDER}"),
         "cancelOrder": lambda: api.delete(f"/orders/{UNKNOWN_ORDER}"),
         "listPositions": lambda: api.get("/positions"),
-        "getPosition": lambda: api.get("/positions/KO"),
+        "getPosition": lambda: api.get(f"/positions/{symbol}"),
         "updatePosition": update_position,
         "getAccount": lambda: api.get("/account"),
         "getMarketClock": lambda: api.get("/market/clock"),
-        "getQuote": lambda: api.get("/market/quotes/KO"),
+        "getQuote": lambda: api.get(f"/market/quotes/{symbol}"),
         "getAIRecommendations": lambda: api.post("/ai/recommendations", json={
-            "portfolio": ["KO"], "risk_tolerance": "MODERATE", "time_horizon": "30_DAYS"}),
+            "portfolio": [symbol], "risk_tolerance": "MODERATE", "time_horizon": "30_DAYS"}),
         "batch": lambda: api.post("/batch", json={"operations": [
             {"action": "CANCEL_ORDER", "data": {"order_id": UNKNOWN_ORDER}}]}),
     }
 
 
 def test_every_v1_operation_answers_as_the_spec_says(tradefence_api: CheckedSession,
-                                                      tradefence_spec_document: SpecDocument) -> None:
-    requests_for = tour(tradefence_api)
+                                                      tradefence_spec_document: SpecDocument,
+                                                      tradefence_run: ContractRun,
+                                                      tradefence_trading: tuple[str, ...]) -> None:
+    requests_for = tour(tradefence_api, tradefence_run, tradefence_trading[0])
     operations = {op.operation_id for op in tradefence_spec_document.operations if op.tag in API_TAGS}
     assert operations == set(requests_for), f"the tour must visit every /v1 operation: {operations ^ set(requests_for)}"
     for operation, send in sorted(requests_for.items()):

@@ -17,7 +17,6 @@ import os
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +27,6 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from contracts.checking import CheckedSession, violation
 from contracts.run import ContractRun
-from contracts.strategies import SYMBOLS
 from mock_server.spec.document import SpecDocument
 from mock_server.spec.validation import SchemaValidator
 
@@ -123,7 +121,7 @@ def endpoint(tradefence_run: ContractRun, tradefence_api: CheckedSession,
     tradefence_run.secrets.add(secret, "$WEBHOOK_SECRET")
     receiver = Receiver(request.config.getoption("--contract-webhook-port"))
     try:
-        yield Endpoint(receiver, secret, lambda kind: traded(tradefence_api, kind))
+        yield Endpoint(receiver, secret, lambda kind: traded(tradefence_api, tradefence_run, kind))
     finally:
         receiver.close()
 
@@ -132,21 +130,20 @@ def forced(event: Event) -> Callable[[Event], bool]:
     return lambda delivered: delivered.get("id") == event["id"]
 
 
-def traded(api: CheckedSession, kind: str) -> Callable[[Event], bool]:
+def traded(api: CheckedSession, run: ContractRun, kind: str) -> Callable[[Event], bool]:
     """Buy one share of a symbol the account does not hold and sell it back: the order fills, the position closes."""
     if kind not in CAUSED_BY_TRADING:
         pytest.skip(f"{kind} cannot be caused through the public API; it is checked on emulators")
     if not api.get("/market/clock").json()["is_open"]:
         pytest.skip("the market is closed: no order fills, so no event to deliver")
     held = {p["symbol"] for p in api.get("/positions").json()["data"]}
-    symbol = next((s for s in SYMBOLS if s not in held), None)
+    symbol = next((s for s in run.symbols() if s not in held), None)
     if symbol is None:
-        pytest.skip(f"the account holds every one of {SYMBOLS}: selling one back would not close a position")
-    run = uuid.uuid4().hex[:10]
+        pytest.skip("the account holds every symbol the run may trade: selling one back would not close a position")
     orders = []
     for side in ("BUY", "SELL"):
         response = api.post("/orders", json={"symbol": symbol, "type": "MARKET", "side": side, "quantity": 1,
-                                             "client_order_id": f"ct-{run}-{side.lower()}"})
+                                             "client_order_id": run.ledger.next_client_order_id()})
         if response.status_code != 201 or response.json()["status"] != "FILLED":
             raise violation("createOrder", "a market order for one share fills", response, "expected 201 FILLED")
         orders.append(response.json())

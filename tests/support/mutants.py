@@ -641,6 +641,7 @@ def check(url: str, args: argparse.Namespace) -> int:
         from tests.support.contract_run import login
 
         os.environ.update(login(url).environment())
+        options.append(f"--contract-token-file={args.junitxml}.token")  # a refresh token rotates: keep the new one
         if args.destructive:
             options.append("--contract-destructive")
         if args.webhook_url:
