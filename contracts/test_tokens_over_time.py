@@ -99,6 +99,7 @@ def test_a_token_past_expires_in_is_refused(tradefence_run: ContractRun, tradefe
     """Watched to its end: with a control plane, a minted token and the emulator's clock moved past its `exp`;
     elsewhere a short-lived grant of the run's own, and the wall clock."""
     plane = tradefence_run.target.control_plane()
+    setting = plane.setting() if plane is not None else None  # an emulator someone runs gets its clock back
     try:
         if plane is not None:
             token = plane.mint(f"{OWN_SUBJECT}-lifetime", expires_in=MINTED_LIFE)
@@ -126,8 +127,8 @@ def test_a_token_past_expires_in_is_refused(tradefence_run: ContractRun, tradefe
         if 'error="invalid_token"' not in response.headers.get("WWW-Authenticate", ""):
             raise violation("getAccount", "refused after expires_in", response, 'no error="invalid_token" challenge')
     finally:
-        if plane is not None:
-            plane.resume()
+        if plane is not None and setting is not None:
+            plane.restore(setting)
             plane.close()
 
 
