@@ -149,7 +149,10 @@ def execute(runs: list[Run]) -> list[Outcome]:
                     index, run = pending.get_nowait()
                 except queue.Empty:
                     return
-                outcomes[index] = worker.execute(run)
+                try:
+                    outcomes[index] = worker.execute(run)
+                except OSError as exc:  # the worker itself died: every run left to it says so
+                    outcomes[index] = Outcome(run, {}, 0.0, f"the worker died: {exc!r}")
         finally:
             worker.close()
 
