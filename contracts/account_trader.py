@@ -345,8 +345,9 @@ class Trader:
     # -- reading back -------------------------------------------------------------------------------------
 
     def update(self, order: OwnOrder, body: dict[str, Any], response: requests.Response, operation: str) -> bool:
-        """Take a new read of one of the run's orders; whether it moved (fills or status)."""
-        for check, detail in change_problems(order.latest, body) + order_problems(order.request, body):
+        """Take a new read of one of the run's orders; whether it moved (fills or status). A read that contradicts
+        itself is reported as such before how it differs from earlier reads."""
+        for check, detail in order_problems(order.request, body) + change_problems(order.latest, body):
             raise violation(operation, check, response, f"{order.id}: {detail}")
         moved = (body["status"], len(body["fills"])) != (order.latest["status"], len(order.latest["fills"]))
         order.latest = body

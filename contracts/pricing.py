@@ -40,6 +40,15 @@ def plans(symbols: tuple[str, ...], *, max_quantity: int = 3) -> st.SearchStrate
                      idempotent=st.booleans())
 
 
+def resting_buys(symbols: tuple[str, ...]) -> tuple[Plan, ...]:
+    """One buy of each conditional kind, priced to rest: what every example of the account model starts with.
+    The first is sent with an Idempotency-Key, and replayed."""
+    kinds = (("LIMIT", "DAY"), ("STOP", "GTC"), ("STOP_LIMIT", "DAY"))
+    return tuple(Plan(symbol=symbols[n % len(symbols)], side="BUY", type=kind, time_in_force=time_in_force,
+                      quantity=1, crossing=False, depth=Decimal("0.2"), idempotent=n == 0)
+                 for n, (kind, time_in_force) in enumerate(kinds))
+
+
 def price(value: Decimal) -> float:
     """A price as the spec has it: dollars to the cent, at least a cent."""
     return float(max(value.quantize(CENT, rounding=ROUND_HALF_EVEN), CENT))
