@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
+from flask import Flask
+
 from mock_server.app import create_app
 from mock_server.config import Config
 from tests.support.live import CheckedSession, serve, spec_session
@@ -15,10 +17,13 @@ from tests.support.live import CheckedSession, serve, spec_session
 START = "2026-11-25T15:00:00Z"
 
 
-def scenario(seed: int) -> list[tuple[str, int, Any]]:
+def emulator(seed: int) -> Flask:
+    return create_app(Config(seed=seed, validate_responses=True, rate_limit_capacity=1000,
+                             rate_limit_per_second=1000.0))
+
+
+def scenario(app: Flask) -> list[tuple[str, int, Any]]:
     """Run one fixed session against a fresh emulator; return every (label, status, body) it saw."""
-    app = create_app(Config(seed=seed, validate_responses=True, rate_limit_capacity=1000,
-                            rate_limit_per_second=1000.0))
     transcript: list[tuple[str, int, Any]] = []
     with serve(app) as url, spec_session(url, app) as http, spec_session(url, app) as trader:
         def call(session: CheckedSession, method: str, path: str, body: Any = None, **params: Any) -> Any:
@@ -69,8 +74,11 @@ def recommendations(transcript: list[tuple[str, int, Any]]) -> list[Any]:
 
 
 def test_same_seed_same_instant_same_requests_give_identical_answers() -> None:
-    with ThreadPoolExecutor(2) as pool:  # side by side, so shared state between apps would show too
-        first, second = pool.map(scenario, (7, 7))
+    # Built one after the other: CPython 3.11's compiler is not safe to run in two threads at once (it fails with
+    # "AST constructor recursion depth mismatch"), and building an app compiles code (Werkzeug its URL rules).
+    apps = [emulator(7), emulator(7)]
+    with ThreadPoolExecutor(2) as pool:  # then side by side, so shared state between apps would show too
+        first, second = pool.map(scenario, apps)
     assert [entry[:2] for entry in first] == [entry[:2] for entry in second]
     assert fills(first) == fills(second)
     assert recommendations(first) == recommendations(second)
@@ -84,6 +92,6 @@ def test_same_seed_same_instant_same_requests_give_identical_answers() -> None:
 
 
 def test_another_seed_gives_another_market() -> None:
-    seven, eight = scenario(7), scenario(8)
+    seven, eight = scenario(emulator(7)), scenario(emulator(8))
     assert [price for *_, price, _ in fills(seven)] != [price for *_, price, _ in fills(eight)]
     assert recommendations(seven) != recommendations(eight)
