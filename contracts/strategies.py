@@ -31,9 +31,9 @@ def order_requests(document: SpecDocument, *, types: tuple[str, ...] | None = No
                    symbols: tuple[str, ...] = SYMBOLS,
                    client_order_id: Callable[[], str] | None = None) -> st.SearchStrategy[dict[str, Any]]:
     """Valid OrderRequest bodies: enums from the spec, prices far enough from the market to rest. On a contract run,
-    `symbols` are the run's own and `client_order_id` tags each order with the run's prefix."""
+    `symbols` are the run's own and `client_order_id` tags each order with the run's prefix. Buys only: a sell needs
+    shares the run owns, which the account model (contracts/pricing.py, contracts/account_trader.py) tracks."""
     order_types = types or tuple(_schema(document, "OrderType")["enum"])
-    sides = tuple(_schema(document, "OrderSide")["enum"])
     tifs = ("DAY", "GTC")
     strategies = tuple(_schema(document, "Strategy")["enum"])
 
@@ -41,7 +41,7 @@ def order_requests(document: SpecDocument, *, types: tuple[str, ...] | None = No
     def build(draw: st.DrawFn) -> dict[str, Any]:
         kind = draw(st.sampled_from(order_types))
         body: dict[str, Any] = {"symbol": draw(st.sampled_from(symbols)), "type": kind,
-                                "side": "BUY" if kind != "MARKET" else draw(st.sampled_from(sides[:1])),
+                                "side": "BUY",
                                 "quantity": draw(st.integers(1, max_quantity))}
         if kind in ("LIMIT", "STOP_LIMIT"):
             body["price"] = draw(st.decimals("1.00", "5.00", places=2).map(float))  # far below market: rests
