@@ -126,11 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     try:  # from here on Ctrl-C or SIGTERM is a clean stop, even before the server loop has started
         print(start_banner(config, server.server_port, services.store, tls=trust,
                            made_control_token=made_control_token).render(), flush=True)
-        # Open streams get their 1001 close frame while the server still relays it.
-        server.serve_forever(before_close=lambda: app.extensions["tradefence"].stream.close())
+        # Open streams get their 1001 close frame while the server still relays it. While the loop runs, the
+        # loop handles the signals; before and after it, they raise KeyboardInterrupt.
+        server.serve_forever(before_close=lambda: app.extensions["tradefence"].stream.close(),
+                             stop_signals=(signal.SIGINT, signal.SIGTERM))
     except KeyboardInterrupt:
         pass
     finally:
+        stop_on_signals()  # the loop's close gave SIGTERM back to the system: again, it is "stop at once"
         print(stopping(services), flush=True)
         server.server_close()
         try:

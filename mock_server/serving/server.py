@@ -24,10 +24,11 @@ import concurrent.futures
 import contextlib
 import errno
 import logging
+import signal
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 
 from mock_server.serving.connection import DEFAULT_MAX_BODY_BYTES, HttpConnection, Limits, Shared
@@ -45,9 +46,9 @@ _STOP_SECONDS = 5.0  # at most, for `before_close` to finish while the loop stil
 
 class Server:
     """Bound at construction (a busy port fails here, and `server_port` is known at once); `serve_forever` runs the
-    loop in the calling thread until `shutdown` (from any thread) or Ctrl-C. `after_answer` runs on the loop after
-    each answer has been written: work that should not delay a client (the CLI collects garbage there).
-    `tls`: serve HTTPS and WSS on the same port with this context (plain HTTP to it is answered 400)."""
+    loop in the calling thread until `shutdown` (from any thread) or one of its `stop_signals`. `after_answer` runs
+    on the loop after each answer has been written: work that should not delay a client (the CLI collects garbage
+    there). `tls`: serve HTTPS and WSS on the same port with this context (plain HTTP to it is answered 400)."""
 
     def __init__(self, host: str, port: int, app: WsgiApp, limits: Limits | None = None, *,
                  after_answer: Callable[[], None] | None = None, tls: ssl.SSLContext | None = None) -> None:
@@ -68,14 +69,19 @@ class Server:
         self._refusing = 0  # the same, for connections past the cap
         self._starved = False  # out of descriptors: said once, until accepting works again
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stop_signals: tuple[signal.Signals, ...] = ()
 
     @property
     def scheme(self) -> str:
         return "https" if self.tls is not None else "http"
 
-    def serve_forever(self, before_close: Callable[[], None] | None = None) -> None:
+    def serve_forever(self, before_close: Callable[[], None] | None = None, *,
+                      stop_signals: Collection[signal.Signals] = ()) -> None:
         """`before_close` runs on a thread at the end, while the loop still relays what open websockets are sent
-        (the emulator closes its streams with 1001 there)."""
+        (the emulator closes its streams with 1001 there). `stop_signals` (main thread only: the CLI's SIGINT and
+        SIGTERM) stop the server as `shutdown` does, handled on the loop: an exception raised from a signal
+        handler lands wherever the main thread is, and inside a garbage collector's callback it is swallowed."""
+        self._stop_signals = tuple(stop_signals)
         loop = asyncio.new_event_loop()
         pool = concurrent.futures.ThreadPoolExecutor(self._limits.workers, thread_name_prefix="wsgi")
         self._shared = Shared(self._app, self._limits, loop, pool, self.scheme, self._after_answer)
@@ -109,6 +115,8 @@ class Server:
             if self._stop_requested:
                 return
             self._loop, self._stop = loop, stop
+        for number in self._stop_signals:
+            loop.add_signal_handler(number, stop.set)
         self.socket.setblocking(False)
         loop.add_reader(self.socket.fileno(), self._accept)
         await stop.wait()
