@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
 import logging
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from typing import cast
 import httptools
 
 from mock_server.serving import upgrade, wsgi
+from mock_server.serving.workers import Workers
 from mock_server.serving.wsgi import Answer, Body, ParsedRequest, WsgiApp
 
 log = logging.getLogger("tradefence.server")
@@ -63,7 +63,7 @@ class Shared:
     app: WsgiApp
     limits: Limits
     loop: asyncio.AbstractEventLoop
-    pool: concurrent.futures.Executor
+    pool: Workers
     scheme: str = "http"
     after_answer: Callable[[], None] | None = None  # run on the loop after each answer is written
     connections: set[HttpConnection] = field(default_factory=set)

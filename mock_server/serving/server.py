@@ -20,7 +20,6 @@ instead of a handshake that would hang.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import errno
 import logging
@@ -32,6 +31,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 
 from mock_server.serving.connection import DEFAULT_MAX_BODY_BYTES, HttpConnection, Limits, Shared
+from mock_server.serving.workers import Workers
 from mock_server.serving.wsgi import WsgiApp
 
 log = logging.getLogger("tradefence.server")
@@ -83,7 +83,7 @@ class Server:
         handler lands wherever the main thread is, and inside a garbage collector's callback it is swallowed."""
         self._stop_signals = tuple(stop_signals)
         loop = asyncio.new_event_loop()
-        pool = concurrent.futures.ThreadPoolExecutor(self._limits.workers, thread_name_prefix="wsgi")
+        pool = Workers(self._limits.workers, "wsgi")
         self._shared = Shared(self._app, self._limits, loop, pool, self.scheme, self._after_answer)
         try:
             loop.run_until_complete(self._serve())
@@ -91,7 +91,7 @@ class Server:
             try:
                 loop.run_until_complete(self._wind_down(before_close))
             finally:
-                pool.shutdown(wait=False, cancel_futures=True)
+                pool.stop()
                 loop.close()
                 self._stopped.set()
 
