@@ -143,12 +143,18 @@ def test_an_interrupted_run_still_undoes_what_it_did(open_face: Face, tmp_path: 
     assert fault.status_code == 201, fault.text
     command, environ = contracts_command(open_face.url, "--contract-token-file", str(tmp_path / "token"),
                                          paths=["contracts/test_schema_conformance.py"], env=user.environment())
+    environ["PYTHONFAULTHANDLER"] = "1"
     process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
     try:
         eventually(lambda: run_orders(open_face, "interrupted-owner"), timeout=120, what="an order of the run")
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=300)
+        try:
+            output, _ = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:  # seen once under heavy load: what every thread of the run was doing
+            process.send_signal(signal.SIGABRT)  # faulthandler (PYTHONFAULTHANDLER) prints each thread's stack
+            output, _ = process.communicate(timeout=30)
+            raise AssertionError(f"the interrupted run did not end within 120 s:\n{output[-8000:]}") from None
     finally:
         if process.poll() is None:
             process.kill()
