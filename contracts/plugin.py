@@ -10,13 +10,9 @@ with a reason on real targets.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
-import signal
-import threading
 from collections.abc import Generator, Iterator
-from types import FrameType
 
 import pytest
 import requests
@@ -183,32 +179,9 @@ def tradefence_run(request: pytest.FixtureRequest, tradefence_target: Target,
         run.secrets.add(run.options.token_file.read(), "$REFRESH_TOKEN")
     request.config.stash[RUN] = run
     try:
-        with interruptions_noted(run):
-            yield run
+        yield run
     finally:  # pytest tears session fixtures down after failures and on Ctrl-C too
         run.clean_up()
-
-
-@contextlib.contextmanager
-def interruptions_noted(run: ContractRun) -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt as before, and is also noted on the run (see `ContractRun.interrupted`).
-    Only where pytest runs in the main thread and SIGINT is not ignored (a background job's stays ignored)."""
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous == signal.SIG_IGN:
-        yield
-        return
-
-    def interrupted(signum: int, frame: FrameType | None) -> None:
-        run.interrupted = True
-        if callable(previous):
-            previous(signum, frame)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, interrupted)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")

@@ -109,11 +109,6 @@ class ContractRun:
     findings: list[Finding] = field(default_factory=list)  # what failed tests found, for the drift report
     outcomes: Counter[str] = field(default_factory=Counter)
     skips: Counter[str] = field(default_factory=Counter)
-    # Ctrl-C was pressed. Its KeyboardInterrupt can be lost on the way up (inside an interpreter callback, or
-    # grouped by Hypothesis with other failures, which schemathesis's subtests then report and go on from); the
-    # run's next request then stops the session with `pytest.exit`, which every layer lets through.
-    interrupted: bool = False
-    cleaning: bool = False
 
     def __post_init__(self) -> None:
         self.politeness = Politeness(self.options.wait_budget, seed=self.options.seed, now=self.now)
@@ -139,9 +134,6 @@ class ContractRun:
 
     def check_request(self, request: requests.PreparedRequest) -> None:
         """Before a request with the run's token is sent: is it the run's to send?"""
-        if self.interrupted and not self.cleaning:
-            pytest.exit("interrupted (Ctrl-C): the run stops and undoes what it did",
-                        returncode=pytest.ExitCode.INTERRUPTED)
         operation = self.matcher.match(request.method or "GET", request_path(request))
         if operation is not None and self._own_token(request):
             self.guard.check(operation, request)
@@ -179,7 +171,6 @@ class ContractRun:
 
     def clean_up(self) -> None:
         """Undo what the run did on the account: cancel its open orders, sell back what it bought."""
-        self.cleaning = True
         if self.credentials is None or (not self.ledger.orders and self._holdings is None):
             return
         self.politeness.reserve = CLEANUP_WAIT_RESERVE  # a spent wait budget must not stop the cleanup

@@ -4,8 +4,6 @@ word: a 401 before `expires_in` or a 403 within its scopes is drift, never an ac
 from __future__ import annotations
 
 import json
-import os
-import signal
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +13,6 @@ import requests
 
 from contracts.checking import ContractViolation
 from contracts.credentials import Credentials, TokenFile
-from contracts.plugin import interruptions_noted
 from contracts.run import ContractRun, RunOptions, TokenOutlived
 from contracts.targets import Target
 from mock_server.spec.document import SpecDocument
@@ -114,29 +111,3 @@ def test_without_a_client_secret_the_tests_that_need_one_skip_saying_so(face) ->
                                                                     "TRADEFENCE_ACCESS_TOKEN": user.access_token})
     assert result.returncode == 0, result.stdout[-3000:]
     assert result.stdout.count("needs TRADEFENCE_CLIENT_SECRET") == 2
-
-
-def test_after_ctrl_c_the_run_s_next_request_stops_the_session_but_its_cleanup_s_go_out(
-        tradefence_spec_document: SpecDocument) -> None:
-    """A KeyboardInterrupt can be lost on its way up (inside an interpreter callback, or in an exception group
-    schemathesis's subtests report and go on from): seen in a full `make test` under load, where an interrupted
-    run went on testing. The interrupt is noted on the run, and the run's next request ends the session."""
-    run = a_run(tradefence_spec_document, ISSUED)
-    request = requests.Request("GET", "https://sandbox.test/v1/account",
-                               headers={"Authorization": "Bearer run-access-token"}).prepare()
-    run.check_request(request)  # not interrupted: goes out
-    run.interrupted = True
-    with pytest.raises(pytest.exit.Exception, match="interrupted"):
-        run.check_request(request)
-    run.cleaning = True
-    run.check_request(request)  # the cleanup's requests still go out
-
-
-def test_ctrl_c_is_noted_on_the_run_and_still_raises_keyboard_interrupt(
-        tradefence_spec_document: SpecDocument) -> None:
-    run = a_run(tradefence_spec_document, ISSUED)
-    before = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt), interruptions_noted(run):
-        os.kill(os.getpid(), signal.SIGINT)
-    assert run.interrupted
-    assert signal.getsignal(signal.SIGINT) == before
