@@ -144,14 +144,20 @@ def test_an_interrupted_run_still_undoes_what_it_did(open_face: Face, tmp_path: 
     command, environ = contracts_command(open_face.url, "--contract-token-file", str(tmp_path / "token"),
                                          paths=["contracts/test_schema_conformance.py"], env=user.environment())
     environ["PYTHONFAULTHANDLER"] = "1"
-    process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+    # Started from a background job (`make test &`, nohup), this process ignores SIGINT, and a child inherits an
+    # ignored SIGINT: it would never see the Ctrl-C. A handler, unlike SIG_IGN, goes back to the default at exec.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     try:
         eventually(lambda: run_orders(open_face, "interrupted-owner"), timeout=120, what="an order of the run")
         process.send_signal(signal.SIGINT)
         try:
             output, _ = process.communicate(timeout=120)
-        except subprocess.TimeoutExpired:  # seen once under heavy load: what every thread of the run was doing
+        except subprocess.TimeoutExpired:  # what every thread of the run was doing
             process.send_signal(signal.SIGABRT)  # faulthandler (PYTHONFAULTHANDLER) prints each thread's stack
             output, _ = process.communicate(timeout=30)
             raise AssertionError(f"the interrupted run did not end within 120 s:\n{output[-8000:]}") from None
