@@ -24,7 +24,7 @@ def test_every_job_runs_and_one_that_raises_is_logged_while_its_thread_serves_on
         finished.release()
 
     try:
-        with caplog.at_level(logging.ERROR, logger="mock_server.serving.workers"):
+        with caplog.at_level(logging.ERROR, logger="tradefence.server"):
             for n in range(10):
                 workers.submit(job, n)
             for _ in range(9):

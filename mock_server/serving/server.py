@@ -69,7 +69,6 @@ class Server:
         self._refusing = 0  # the same, for connections past the cap
         self._starved = False  # out of descriptors: said once, until accepting works again
         self._tasks: set[asyncio.Task[None]] = set()
-        self._stop_signals: tuple[signal.Signals, ...] = ()
 
     @property
     def scheme(self) -> str:
@@ -81,12 +80,11 @@ class Server:
         (the emulator closes its streams with 1001 there). `stop_signals` (main thread only: the CLI's SIGINT and
         SIGTERM) stop the server as `shutdown` does, handled on the loop: an exception raised from a signal
         handler lands wherever the main thread is, and inside a garbage collector's callback it is swallowed."""
-        self._stop_signals = tuple(stop_signals)
         loop = asyncio.new_event_loop()
         pool = Workers(self._limits.workers, "wsgi")
         self._shared = Shared(self._app, self._limits, loop, pool, self.scheme, self._after_answer)
         try:
-            loop.run_until_complete(self._serve())
+            loop.run_until_complete(self._serve(stop_signals))
         finally:
             try:
                 loop.run_until_complete(self._wind_down(before_close))
@@ -108,14 +106,14 @@ class Server:
     def server_close(self) -> None:
         self.socket.close()
 
-    async def _serve(self) -> None:
+    async def _serve(self, stop_signals: Collection[signal.Signals]) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._stop_requested:
                 return
             self._loop, self._stop = loop, stop
-        for number in self._stop_signals:
+        for number in stop_signals:
             loop.add_signal_handler(number, stop.set)
         self.socket.setblocking(False)
         loop.add_reader(self.socket.fileno(), self._accept)

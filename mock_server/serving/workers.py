@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tradefence.server")
 
 Job = tuple[Callable[[Any], None], Any]
 
